@@ -1,0 +1,59 @@
+// swift-tools-version:6.0
+// Wyrcan: boot bare-metal fleets straight into container images.
+import PackageDescription
+
+let package = Package(
+    name: "Wyrcan",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "WyrcanChain", targets: ["WyrcanChain"]),
+        .executable(name: "wyrcan", targets: ["WyrcanBoot"]),
+        .executable(name: "wyrcan-serve", targets: ["WyrcanServe"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // C libraries, each reached only through its wrapper in WyrcanChain/Platform.
+        .systemLibrary(
+            name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(
+            name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive",
+            providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(
+            name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(
+            name: "CMicroHTTPD", path: "Sources/CMicroHTTPD", pkgConfig: "libmicrohttpd",
+            providers: [.apt(["libmicrohttpd-dev"])]),
+
+        .target(
+            name: "WyrcanChain",
+            dependencies: [
+                "CCurl", "CArchive", "COpenSSL", "CMicroHTTPD",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "WyrcanBoot",
+            dependencies: [
+                "WyrcanChain",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/WyrcanBoot"),
+        .executableTarget(
+            name: "WyrcanServe",
+            dependencies: [
+                "WyrcanChain",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/WyrcanServe"),
+
+        .testTarget(name: "WyrcanChainTests", dependencies: ["WyrcanChain"]),
+        // Runs the built executables as a user would; depending on them makes `swift test` build them.
+        .testTarget(name: "WyrcanBootTests", dependencies: ["WyrcanChain", "WyrcanBoot", "WyrcanServe"]),
+    ]
+)

@@ -1,0 +1,16 @@
+import ArgumentParser
+import WyrcanChain
+
+@main
+struct Wyrcan: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wyrcan",
+        abstract: "The container bootloader: boots a machine into a container image.",
+        discussion: """
+            As the /init of Wyrcan's initramfs, wyrcan reads the kernel cmdline, brings up the \
+            network, pulls the image named by wyr.img, turns it into kernel + initrd + cmdline and \
+            kexecs into it. The subcommands below work offline on any Linux machine.
+            """,
+        version: WyrcanVersion.string,
+        subcommands: [Plan.self])
+}

@@ -1,0 +1,143 @@
+/// Everything a Wyrcan stage reads from its kernel cmdline.
+///
+/// Both prefixes of the original are accepted (`wyr.` and `wyrcan.`). Parameters that are not
+/// Wyrcan's (`console=ttyS0`, `quiet`, …) configure Wyrcan's own kernel and, as in the original,
+/// are not passed to the next kernel: only `wyr.arg` values are. Parsing stops at a bare `--`, after
+/// which the kernel hands everything to init.
+public struct WyrcanArgs: Sendable, Equatable {
+    public enum EFIAction: String, Sendable, Codable {
+        case write, clear
+    }
+
+    /// `wyr.img`: the image to boot (the last one given wins, as in the original).
+    public var image: Reference?
+    /// `wyr.arg`: values in cmdline order, as the kernel delivered them (before nesting decode).
+    public var args: [String] = []
+    /// `wyr.net.*`
+    public var network = NetworkConfig()
+    /// `wyr.efi=write|clear`
+    public var efi: EFIAction?
+    /// `wyr.insecure=HOST[:PORT]`: registries reached over plain HTTP.
+    public var insecureRegistries: [String] = []
+    /// `wyr.platform=OS/ARCH[/VARIANT]`: which image of an index to boot.
+    public var platform: Platform?
+    /// `wyr.rescue`: open a shell on the console after the last failure instead of rebooting.
+    public var rescue = false
+    /// `wyr.report=URL`: where to POST boot progress (wyrcan-serve's `/v1/report/<mac>`).
+    public var reportURL: String?
+    /// `wyr.volume=…`
+    public var volumes: [VolumeSpec] = []
+    /// `wyr.s3=…`
+    public var s3: [S3Alias] = []
+    /// `wyr.depth=N`: how many Wyrcan stages ran before this one (Wyrcan sets it when chaining).
+    public var depth = 0
+    /// Parameters that are not Wyrcan's: they configure this stage's kernel only.
+    public var kernelParameters: [KernelParameter] = []
+    /// `wyr.*` keys this version does not know (kept so `plan` can warn about typos).
+    public var unknownKeys: [String] = []
+
+    public init() {}
+
+    /// The prefixes the original Wyrcan accepts.
+    public static let prefixes = ["wyr.", "wyrcan."]
+    /// The cap on chained Wyrcan stages, so a misconfigured chain cannot reboot forever.
+    public static let maximumChainDepth = 8
+
+    /// boot2container's spelling of the keys Wyrcan shares with it.
+    public static let boot2ContainerKeys = ["b2c.volume": "volume", "b2c.minio": "s3"]
+
+    /// The key without its `wyr.` / `wyrcan.` prefix, or nil for a parameter that is not Wyrcan's.
+    public static func wyrcanKey(_ key: String) -> String? {
+        for prefix in prefixes where key.hasPrefix(prefix) {
+            return String(key.dropFirst(prefix.count))
+        }
+        return nil
+    }
+
+    /// Parses a whole cmdline (e.g. the contents of `/proc/cmdline`).
+    public init(parsing cmdline: String) throws(CmdlineError) {
+        try self.init(parameters: KernelCmdline.tokenize(cmdline))
+    }
+
+    public init(parameters: [KernelParameter]) throws(CmdlineError) {
+        for parameter in parameters {
+            if parameter.value == nil && parameter.key == "--" { break }
+            if let name = Self.wyrcanKey(parameter.key) {
+                try apply(name: name, parameter: parameter)
+            } else if let name = Self.boot2ContainerKeys[parameter.key] {
+                try apply(name: name, parameter: parameter)
+            } else {
+                kernelParameters.append(parameter)
+            }
+        }
+        for volume in volumes {
+            if let alias = volume.mirror?.alias, !s3.contains(where: { $0.alias == alias }) {
+                throw .undefinedS3Alias(parameter: "wyr.volume=\(volume.name)", alias: alias)
+            }
+        }
+    }
+
+    private mutating func apply(name: String, parameter: KernelParameter) throws(CmdlineError) {
+        let key = parameter.key
+        if parameter.unterminatedQuote { throw .unterminatedQuote(parameter: key) }
+        if !parameter.isValidUTF8 { throw .invalidUTF8(parameter: key) }
+        func value(_ expected: String) throws(CmdlineError) -> String {
+            guard let v = parameter.value, !v.isEmpty else { throw .missingValue(parameter: key, expected: expected) }
+            return v
+        }
+
+        switch name {
+        case "img":
+            let v = try value("REGISTRY/IMAGE[:TAG][@sha256:DIGEST]")
+            do { image = try Reference(parsing: v) } catch { throw .invalidImage(parameter: key, reason: error.description) }
+        case "arg":
+            // An empty wyr.arg adds nothing, as in the original.
+            args.append(parameter.value ?? "")
+        case "efi":
+            let v = try value("write|clear")
+            guard let action = EFIAction(rawValue: v) else {
+                throw .invalidValue(parameter: key, value: v, reason: "must be 'write' or 'clear'")
+            }
+            efi = action
+        case "insecure":
+            let v = try value("HOST[:PORT]")
+            if let reason = Reference.registryProblem(v) { throw .invalidValue(parameter: key, value: v, reason: reason) }
+            if !insecureRegistries.contains(v) { insecureRegistries.append(v) }
+        case "platform":
+            let v = try value("OS/ARCH[/VARIANT]")
+            do { platform = try Platform(parsing: v) } catch { throw .invalidValue(parameter: key, value: v, reason: error.reason) }
+        case "rescue":
+            switch parameter.value {
+            case nil, "1", "yes", "true", "on": rescue = true
+            case "0", "no", "false", "off": rescue = false
+            case let v?: throw .invalidValue(parameter: key, value: v, reason: "must be empty, 1/yes/true/on or 0/no/false/off")
+            }
+        case "report":
+            let v = try value("http(s)://SERVER/v1/report/MAC")
+            guard (v.hasPrefix("http://") || v.hasPrefix("https://")), v.split(separator: "/").count >= 2 else {
+                throw .invalidValue(parameter: key, value: v, reason: "must be an http:// or https:// URL")
+            }
+            reportURL = v
+        case "volume":
+            let spec = try VolumeSpec(parsing: try value("NAME,mirror=ALIAS/BUCKET[,…]"), parameter: key)
+            if volumes.contains(where: { $0.name == spec.name }) { throw .duplicateVolume(name: spec.name) }
+            volumes.append(spec)
+        case "s3":
+            let alias = try S3Alias(parsing: try value("ALIAS,URL,ACCESS_KEY,SECRET_KEY"), parameter: key)
+            s3.removeAll { $0.alias == alias.alias }
+            s3.append(alias)
+        case "depth":
+            let v = try value("N")
+            guard let n = Int(v), n >= 0, n <= 1000 else {
+                throw .invalidValue(parameter: key, value: v, reason: "must be a small non-negative number")
+            }
+            depth = n
+        default:
+            if name.hasPrefix("net.") {
+                try network.add(path: String(name.dropFirst(4)), value: parameter.value, parameter: key)
+            } else {
+                unknownKeys.append(key)
+            }
+        }
+    }
+}

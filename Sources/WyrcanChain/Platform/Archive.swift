@@ -1,0 +1,189 @@
+import CArchive
+
+/// A libarchive failure, with libarchive's own message.
+public struct ArchiveError: Error, CustomStringConvertible, Sendable {
+    public let operation: String
+    public let message: String
+    public var description: String { "\(operation): \(message)" }
+
+    static func from(_ archive: OpaquePointer?, _ operation: String) -> ArchiveError {
+        let text = archive.flatMap { archive_error_string($0) }.map { String(cString: $0) } ?? "unknown error"
+        return ArchiveError(operation: operation, message: text)
+    }
+}
+
+/// The metadata of one archive member, independent of libarchive's `archive_entry`.
+public struct ArchiveEntryInfo: Sendable, Equatable {
+    public enum FileType: Sendable, Equatable {
+        case regular, directory, symlink, characterDevice, blockDevice, fifo, socket
+    }
+
+    public var path: String
+    public var type: FileType
+    /// Permission bits including setuid/setgid/sticky (no file-type bits).
+    public var permissions: UInt32
+    public var uid: UInt32 = 0
+    public var gid: UInt32 = 0
+    public var mtime: Int64 = 0
+    public var size: Int64 = 0
+    /// For symlinks: the target.
+    public var symlinkTarget: String? = nil
+    /// For hard links: the path of the member this one links to.
+    public var hardlinkTarget: String? = nil
+    public var deviceMajor: UInt32 = 0
+    public var deviceMinor: UInt32 = 0
+    public var xattrs: [String: [UInt8]] = [:]
+
+    public init(path: String, type: FileType, permissions: UInt32, size: Int64 = 0) {
+        self.path = path
+        self.type = type
+        self.permissions = permissions
+        self.size = size
+    }
+
+    static let typeBits: [(FileType, UInt32)] = [
+        (.regular, 0o100000), (.directory, 0o040000), (.symlink, 0o120000),
+        (.characterDevice, 0o020000), (.blockDevice, 0o060000), (.fifo, 0o010000), (.socket, 0o140000),
+    ]
+
+    var modeTypeBits: UInt32 { Self.typeBits.first { $0.0 == type }!.1 }
+}
+
+/// Writes a cpio "newc" archive (the initramfs format) through libarchive, optionally compressed.
+public final class CpioWriter {
+    public enum Compression: String, Sendable, CaseIterable {
+        case zstd, gzip, none
+    }
+
+    private let archive: OpaquePointer
+    private let entry: OpaquePointer
+    private var closed = false
+
+    /// Creates the archive at `path` (truncating it).
+    public init(path: String, compression: Compression, level: Int? = nil) throws(ArchiveError) {
+        guard let a = archive_write_new(), let e = archive_entry_new() else {
+            throw ArchiveError(operation: "archive_write_new", message: "out of memory")
+        }
+        archive = a
+        entry = e
+        do {
+            try check(archive_write_set_format_cpio_newc(a), "cpio newc format")
+            switch compression {
+            case .zstd: try check(archive_write_add_filter_zstd(a), "zstd filter")
+            case .gzip: try check(archive_write_add_filter_gzip(a), "gzip filter")
+            case .none: try check(archive_write_add_filter_none(a), "no filter")
+            }
+            if let level, compression != .none {
+                try check(archive_write_set_filter_option(a, nil, "compression-level", String(level)), "compression level")
+            }
+            // Initramfs images are read by the kernel; no block padding is needed.
+            try check(archive_write_set_bytes_in_last_block(a, 1), "block size")
+            try check(archive_write_open_filename(a, path), "open \(path)")
+        } catch {
+            archive_entry_free(e)
+            archive_write_free(a)
+            throw error
+        }
+    }
+
+    deinit {
+        if !closed { archive_write_close(archive) }
+        archive_write_free(archive)
+        archive_entry_free(entry)
+    }
+
+    private func check(_ code: Int32, _ operation: String) throws(ArchiveError) {
+        if code < ARCHIVE_WARN { throw .from(archive, operation) }
+    }
+
+    /// Writes a member header. For a regular file, follow with `write(_:)` calls totalling `size`.
+    public func writeHeader(_ info: ArchiveEntryInfo) throws(ArchiveError) {
+        archive_entry_clear(entry)
+        archive_entry_set_pathname_utf8(entry, info.path)
+        archive_entry_set_mode(entry, info.modeTypeBits | (info.permissions & 0o7777))
+        archive_entry_set_uid(entry, la_int64_t(info.uid))
+        archive_entry_set_gid(entry, la_int64_t(info.gid))
+        archive_entry_set_mtime(entry, time_t(info.mtime), 0)
+        if let target = info.hardlinkTarget {
+            archive_entry_set_hardlink_utf8(entry, target)
+        }
+        // Hard links and non-regular members carry no data of their own.
+        archive_entry_set_size(entry, info.type == .regular && info.hardlinkTarget == nil ? la_int64_t(info.size) : 0)
+        switch info.type {
+        case .regular: break
+        case .symlink: archive_entry_set_symlink_utf8(entry, info.symlinkTarget ?? "")
+        case .characterDevice, .blockDevice:
+            archive_entry_set_rdevmajor(entry, dev_t(info.deviceMajor))
+            archive_entry_set_rdevminor(entry, dev_t(info.deviceMinor))
+        default: break
+        }
+        try check(archive_write_header(archive, entry), "write header of \(info.path)")
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws(ArchiveError) {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        let written = archive_write_data(archive, base, bytes.count)
+        if written < 0 { throw .from(archive, "write data") }
+    }
+
+    public func close() throws(ArchiveError) {
+        closed = true
+        try check(archive_write_close(archive), "close")
+    }
+}
+
+/// Reads any archive libarchive knows (tar, cpio, …), with any compression it knows
+/// (gzip, zstd, …), one member at a time.
+public final class ArchiveReader {
+    private let archive: OpaquePointer
+
+    public init(path: String) throws(ArchiveError) {
+        guard let a = archive_read_new() else {
+            throw ArchiveError(operation: "archive_read_new", message: "out of memory")
+        }
+        archive = a
+        archive_read_support_format_all(a)
+        archive_read_support_filter_all(a)
+        guard archive_read_open_filename(a, path, 1 << 16) == ARCHIVE_OK else {
+            let error = ArchiveError.from(a, "open \(path)")
+            archive_read_free(a)
+            throw error
+        }
+    }
+
+    deinit { archive_read_free(archive) }
+
+    /// The next member's metadata, or nil at the end.
+    public func next() throws(ArchiveError) -> ArchiveEntryInfo? {
+        var entry: OpaquePointer? = nil
+        let code = archive_read_next_header(archive, &entry)
+        if code == ARCHIVE_EOF { return nil }
+        guard code >= ARCHIVE_WARN, let entry else { throw .from(archive, "read header") }
+        let mode = archive_entry_mode(entry)
+        let type = ArchiveEntryInfo.typeBits.first { $0.1 == (UInt32(mode) & 0o170000) }?.0 ?? .regular
+        let path = archive_entry_pathname_utf8(entry).map { String(cString: $0) }
+            ?? archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
+        var info = ArchiveEntryInfo(path: path, type: type, permissions: UInt32(mode) & 0o7777, size: Int64(archive_entry_size(entry)))
+        info.uid = UInt32(truncatingIfNeeded: archive_entry_uid(entry))
+        info.gid = UInt32(truncatingIfNeeded: archive_entry_gid(entry))
+        info.mtime = Int64(archive_entry_mtime(entry))
+        info.symlinkTarget = archive_entry_symlink_utf8(entry).map { String(cString: $0) }
+        info.hardlinkTarget = archive_entry_hardlink_utf8(entry).map { String(cString: $0) }
+        info.deviceMajor = UInt32(archive_entry_rdevmajor(entry))
+        info.deviceMinor = UInt32(archive_entry_rdevminor(entry))
+        return info
+    }
+
+    /// Reads the current member's data, calling `body` with each chunk.
+    public func readData(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var buffer: UnsafeRawPointer? = nil
+        var size = 0
+        var offset: la_int64_t = 0
+        while true {
+            let code = archive_read_data_block(archive, &buffer, &size, &offset)
+            if code == ARCHIVE_EOF { return }
+            guard code >= ARCHIVE_WARN else { throw ArchiveError.from(archive, "read data") }
+            if size > 0 { try body(UnsafeRawBufferPointer(start: buffer, count: size)) }
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import COpenSSL
+
+/// A libcrypto (OpenSSL 3) failure.
+public struct CryptoError: Error, CustomStringConvertible, Sendable {
+    public let operation: String
+    public let detail: String
+    public var description: String { "\(operation) failed: \(detail)" }
+
+    static func last(_ operation: String) -> CryptoError {
+        let code = ERR_get_error()
+        var buffer = [CChar](repeating: 0, count: 256)
+        ERR_error_string_n(code, &buffer, buffer.count)
+        let detail = buffer.withUnsafeBufferPointer { String(decoding: $0.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+        return CryptoError(operation: operation, detail: code == 0 ? "unknown error" : detail)
+    }
+}
+
+/// Incremental message digest (SHA-256, SHA-512, MD5) over libcrypto's EVP interface.
+/// Not thread-safe: one hasher per stream.
+public final class Hasher {
+    public enum Algorithm: String, Sendable {
+        case sha256 = "SHA256", sha512 = "SHA512", md5 = "MD5"
+    }
+
+    private let context: OpaquePointer
+    public let algorithm: Algorithm
+
+    public init(_ algorithm: Algorithm) throws(CryptoError) {
+        guard let context = EVP_MD_CTX_new() else { throw .last("EVP_MD_CTX_new") }
+        guard let md = EVP_get_digestbyname(algorithm.rawValue), EVP_DigestInit_ex(context, md, nil) == 1 else {
+            EVP_MD_CTX_free(context)
+            throw .last("EVP_DigestInit_ex(\(algorithm.rawValue))")
+        }
+        self.context = context
+        self.algorithm = algorithm
+    }
+
+    deinit { EVP_MD_CTX_free(context) }
+
+    public func update(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        // EVP_DigestUpdate fails only on a context in a broken state, which init rules out.
+        _ = EVP_DigestUpdate(context, base, bytes.count)
+    }
+
+    public func update<S: Sequence>(_ bytes: S) where S.Element == UInt8 {
+        let array = Array(bytes)
+        array.withUnsafeBytes { update($0) }
+    }
+
+    /// The digest; the hasher must not be updated afterwards.
+    public func finalize() -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        _ = EVP_DigestFinal_ex(context, &out, &length)
+        return Array(out.prefix(Int(length)))
+    }
+
+    public static func hash(_ algorithm: Algorithm, _ bytes: [UInt8]) throws(CryptoError) -> [UInt8] {
+        let h = try Hasher(algorithm)
+        h.update(bytes)
+        return h.finalize()
+    }
+}
+
+/// HMAC over libcrypto's EVP_MAC (HMAC_CTX is deprecated in OpenSSL 3).
+public enum HMAC {
+    public static func sha256(key: [UInt8], message: [UInt8]) throws(CryptoError) -> [UInt8] {
+        guard let mac = EVP_MAC_fetch(nil, "HMAC", nil) else { throw .last("EVP_MAC_fetch(HMAC)") }
+        defer { EVP_MAC_free(mac) }
+        guard let ctx = EVP_MAC_CTX_new(mac) else { throw .last("EVP_MAC_CTX_new") }
+        defer { EVP_MAC_CTX_free(ctx) }
+        var params = [wyr_ossl_param_digest("SHA256"), wyr_ossl_param_end()]
+        let initOK = key.withUnsafeBufferPointer { k in
+            EVP_MAC_init(ctx, k.baseAddress, k.count, &params) == 1
+        }
+        guard initOK else { throw .last("EVP_MAC_init") }
+        guard message.withUnsafeBufferPointer({ EVP_MAC_update(ctx, $0.baseAddress, $0.count) }) == 1 else {
+            throw .last("EVP_MAC_update")
+        }
+        var out = [UInt8](repeating: 0, count: 64)
+        var length = 0
+        guard EVP_MAC_final(ctx, &out, &length, out.count) == 1 else { throw .last("EVP_MAC_final") }
+        return Array(out.prefix(length))
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Lowercase hex, as digests are written.
+    public var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(count * 2)
+        for b in self {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

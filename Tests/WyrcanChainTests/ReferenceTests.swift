@@ -1,0 +1,79 @@
+import Testing
+@testable import WyrcanChain
+
+@Suite struct ReferenceTests {
+    @Test(arguments: [
+        ("debian", "docker.io/library/debian:latest"),
+        ("debian:12", "docker.io/library/debian:12"),
+        ("user/app", "docker.io/user/app:latest"),
+        ("docker.io/debian", "docker.io/library/debian:latest"),
+        ("index.docker.io/library/debian:bookworm", "docker.io/library/debian:bookworm"),
+        ("registry.gitlab.com/wyrcan/debian:latest", "registry.gitlab.com/wyrcan/debian:latest"),
+        ("localhost/x", "localhost/x:latest"),
+        ("localhost:5000/x/y:1.0", "localhost:5000/x/y:1.0"),
+        ("10.0.2.2:5000/test/hello", "10.0.2.2:5000/test/hello:latest"),
+        ("[::1]:5000/test/hello:v1", "[::1]:5000/test/hello:v1"),
+        ("[fe80::1]/a", "[fe80::1]/a:latest"),
+        ("Registry.Local/a", "Registry.Local/a:latest"),
+        ("r.io/a.b_c__d---e/f", "r.io/a.b_c__d---e/f:latest"),
+        ("r.io/x@sha256:" + String(repeating: "a", count: 64), "r.io/x@sha256:" + String(repeating: "a", count: 64)),
+        ("r.io/x:t@sha256:" + String(repeating: "b", count: 64), "r.io/x:t@sha256:" + String(repeating: "b", count: 64)),
+    ])
+    func normalises(input: String, canonical: String) throws {
+        #expect(try Reference(parsing: input).description == canonical)
+    }
+
+    @Test func parts() throws {
+        let r = try Reference(parsing: "debian")
+        #expect(r.registry == "docker.io")
+        #expect(r.apiHost == "registry-1.docker.io")
+        #expect(r.repository == "library/debian")
+        #expect(r.manifestReference == "latest")
+        let d = try Reference(parsing: "r.io:443/a/b:t@sha256:" + String(repeating: "c", count: 64))
+        #expect(d.registry == "r.io:443")
+        #expect(d.apiHost == "r.io:443")
+        #expect(d.tag == "t")
+        #expect(d.manifestReference == "sha256:" + String(repeating: "c", count: 64))
+    }
+
+    @Test(arguments: [
+        ("", "empty"),
+        ("Debian", "lowercase"),
+        ("r.io/UP", "lowercase"),
+        ("r.io/a//b", "path component"),
+        ("r.io/-a", "path component"),
+        ("r.io/a_", "path component"),
+        ("r.io/a...b", "path component"),
+        ("r.io/a:", "tag after ':' is empty"),
+        ("r.io/a:-x", "tag '-x'"),
+        ("r.io/a:" + String(repeating: "t", count: 129), "tag"),
+        ("r.io/a@sha256:abc", "64 lowercase hex"),
+        ("r.io/a@md5:" + String(repeating: "a", count: 32), "unsupported digest algorithm"),
+        ("r.io/a@sha256:" + String(repeating: "A", count: 64), "lowercase hex"),
+        ("r.io:99999/a", "port"),
+        ("r.io:/a", "port"),
+        ("bad_host.io/a", "host"),
+        ("[::1/a", "lacks ']'"),
+        ("[zz]/a", "IPv6"),
+        ("r.io/a b", "printable ASCII"),
+        ("r.io/" + String(repeating: "a", count: 251), "at most 255"),
+    ])
+    func rejects(input: String, reason: String) {
+        do {
+            let r = try Reference(parsing: input)
+            Issue.record("accepted \(input) as \(r)")
+        } catch {
+            #expect(error.description.contains(reason), "\(error.description)")
+            #expect(error.description.contains("'\(input)'") || input.isEmpty || error.description.hasPrefix("invalid digest"))
+        }
+    }
+
+    @Test func platform() throws {
+        #expect(try Platform(parsing: "linux/amd64").description == "linux/amd64")
+        #expect(try Platform(parsing: "linux/aarch64").description == "linux/arm64")
+        #expect(try Platform(parsing: "linux/arm/v7").variant == "v7")
+        #expect(throws: ReferenceError.self) { try Platform(parsing: "linux") }
+        #expect(throws: ReferenceError.self) { try Platform(parsing: "linux//") }
+        #expect(Platform.current.os == "linux")
+    }
+}
