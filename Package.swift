@@ -4,7 +4,7 @@ import PackageDescription
 
 let package = Package(
     name: "Wyrcan",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "WyrcanChain", targets: ["WyrcanChain"]),
         .executable(name: "wyrcan", targets: ["WyrcanBoot"]),
@@ -55,5 +55,9 @@ let package = Package(
         .testTarget(name: "WyrcanChainTests", dependencies: ["WyrcanChain"]),
         // Runs the built executables as a user would; depending on them makes `swift test` build them.
         .testTarget(name: "WyrcanBootTests", dependencies: ["WyrcanChain", "WyrcanBoot", "WyrcanServe"]),
+        // Real peers on loopback: docker-registry, umoci, skopeo, an unreliable registry.
+        .testTarget(
+            name: "WyrcanSystemTests", dependencies: ["WyrcanChain", "WyrcanBoot"],
+            exclude: ["../Fixtures"]),
     ]
 )

@@ -1,4 +1,7 @@
 import CArchive
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A libarchive failure, with libarchive's own message.
 public struct ArchiveError: Error, CustomStringConvertible, Sendable {
@@ -32,7 +35,9 @@ public struct ArchiveEntryInfo: Sendable, Equatable {
     public var hardlinkTarget: String? = nil
     public var deviceMajor: UInt32 = 0
     public var deviceMinor: UInt32 = 0
-    public var xattrs: [String: [UInt8]] = [:]
+    /// Inode number written to cpio (members of one hard-link group share it); 0 = let libarchive choose.
+    public var inode: UInt64 = 0
+    public var linkCount: UInt32 = 1
 
     public init(path: String, type: FileType, permissions: UInt32, size: Int64 = 0) {
         self.path = path
@@ -76,6 +81,10 @@ public final class CpioWriter {
             if let level, compression != .none {
                 try check(archive_write_set_filter_option(a, nil, "compression-level", String(level)), "compression level")
             }
+            if compression == .zstd {
+                // Multi-threaded zstd when libarchive supports it; harmless otherwise.
+                _ = archive_write_set_filter_option(a, "zstd", "threads", String(max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))))
+            }
             // Initramfs images are read by the kernel; no block padding is needed.
             try check(archive_write_set_bytes_in_last_block(a, 1), "block size")
             try check(archive_write_open_filename(a, path), "open \(path)")
@@ -104,11 +113,10 @@ public final class CpioWriter {
         archive_entry_set_uid(entry, la_int64_t(info.uid))
         archive_entry_set_gid(entry, la_int64_t(info.gid))
         archive_entry_set_mtime(entry, time_t(info.mtime), 0)
-        if let target = info.hardlinkTarget {
-            archive_entry_set_hardlink_utf8(entry, target)
-        }
-        // Hard links and non-regular members carry no data of their own.
-        archive_entry_set_size(entry, info.type == .regular && info.hardlinkTarget == nil ? la_int64_t(info.size) : 0)
+        if info.inode != 0 { archive_entry_set_ino64(entry, la_int64_t(info.inode)) }
+        archive_entry_set_nlink(entry, UInt32(info.linkCount))
+        // Non-regular members carry no data (a symlink's target is written by libarchive).
+        archive_entry_set_size(entry, info.type == .regular ? la_int64_t(info.size) : 0)
         switch info.type {
         case .regular: break
         case .symlink: archive_entry_set_symlink_utf8(entry, info.symlinkTarget ?? "")
@@ -169,6 +177,8 @@ public final class ArchiveReader {
         info.mtime = Int64(archive_entry_mtime(entry))
         info.symlinkTarget = archive_entry_symlink_utf8(entry).map { String(cString: $0) }
         info.hardlinkTarget = archive_entry_hardlink_utf8(entry).map { String(cString: $0) }
+        info.linkCount = UInt32(archive_entry_nlink(entry))
+        info.inode = UInt64(archive_entry_ino64(entry))
         info.deviceMajor = UInt32(archive_entry_rdevmajor(entry))
         info.deviceMinor = UInt32(archive_entry_rdevminor(entry))
         return info

@@ -179,10 +179,11 @@ extension CurlEasy {
     /// A buffered request; for small bodies (manifests, tokens, reports, listings).
     public func request(
         _ method: String = "GET", url: String, headers: [String] = [], body: [UInt8]? = nil,
-        timeoutSeconds: Int = 60
+        timeoutSeconds: Int = 60, caFile: String? = nil
     ) throws(CurlError) -> HTTPResponse {
         reset()
         try set(CURLOPT_URL, url)
+        if let caFile { try set(CURLOPT_CAINFO, caFile) }
         try set(CURLOPT_NOSIGNAL, true)
         try set(CURLOPT_CONNECTTIMEOUT, 15)
         try set(CURLOPT_TIMEOUT, timeoutSeconds)

@@ -1,0 +1,87 @@
+import ArgumentParser
+import WyrcanChain
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Pull an image and turn it into kernel + initrd + cmdline.",
+        discussion: """
+            Writes DIR/kernel (the image's /boot/wyrcan.kernel), DIR/initrd (the whole merged \
+            rootfs as a cpio newc archive, zstd by default) and DIR/cmdline (the image's \
+            /boot/wyrcan.cmdline), then prints the resolved manifest digest on stdout. Every \
+            manifest and blob is checked against its digest; on any error nothing is written \
+            (existing files in DIR are left as they were).
+
+            REF is a registry reference ([REGISTRY[:PORT]/]PATH[:TAG][@sha256:DIGEST]), \
+            oci:DIR[:TAG] (an OCI image layout, e.g. from umoci or skopeo) or oci-archive:FILE[:TAG].
+
+            EXAMPLES
+              wyrcan convert 127.0.0.1:5000/test/hello --insecure-registry 127.0.0.1:5000 --output out/
+              wyrcan convert oci:./layout:latest --compression gzip --output out/
+              wyrcan convert registry.example.com/os/debian:12 --auth-file ~/.docker/config.json --output out/
+            """)
+
+    @Argument(help: "The image: a registry reference, oci:DIR[:TAG] or oci-archive:FILE[:TAG].")
+    var image: String
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("Directory for kernel, initrd and cmdline (created if missing).", valueName: "DIR"))
+    var output: String
+
+    @Option(help: "Initrd compression: zstd, gzip or none.")
+    var compression: String = "zstd"
+
+    @Option(help: ArgumentHelp("Image of a multi-platform index to use (default: this machine's).", valueName: "OS/ARCH[/VARIANT]"))
+    var platform: String?
+
+    @Option(name: .customLong("insecure-registry"), help: ArgumentHelp("Reach this registry over plain HTTP (repeatable).", valueName: "HOST[:PORT]"))
+    var insecureRegistries: [String] = []
+
+    @Option(name: .customLong("ca-file"), help: ArgumentHelp("PEM file of CAs to trust for HTTPS registries.", valueName: "FILE"))
+    var caFile: String?
+
+    @Option(name: .customLong("auth-file"), help: ArgumentHelp("Docker-style config.json / auth.json with registry credentials.", valueName: "FILE"))
+    var authFile: String?
+
+    @Option(help: ArgumentHelp("Try this mirror before the image's registry (repeatable).", valueName: "HOST[:PORT]"))
+    var mirror: [String] = []
+
+    @Flag(help: "No progress output.")
+    var quiet = false
+
+    func run() throws {
+        do {
+            let digest = try convert()
+            print(digest)
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            printError("wyrcan: error: \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    func convert() throws -> String {
+        guard let compression = CpioWriter.Compression(rawValue: compression) else {
+            throw ValidationError("--compression must be zstd, gzip or none")
+        }
+        let location = try ImageLocation(parsing: image)
+        var options = RegistryOptions()
+        options.insecureRegistries = Set(insecureRegistries)
+        options.caFile = caFile
+        if let platform { options.platform = try Platform(parsing: platform) }
+        if let authFile { try options.loadAuthFile(authFile) }
+        if case .registry(let reference) = location, !mirror.isEmpty {
+            options.mirrors[reference.registry] = mirror
+            for m in mirror where insecureRegistries.contains(m) { options.insecureRegistries.insert(m) }
+        }
+
+        try FileSystem.createDirectory(output)
+        let work = try FileSystem.temporaryDirectory(in: output, prefix: ".wyrcan-work")
+        defer { FileSystem.removeTree(work) }
+        let pulled = try ImagePuller(options: options, quiet: quiet).pull(location, workDirectory: work)
+        let artifacts = try InitrdBuilder(compression: compression).build(layers: pulled.layers, outputDirectory: output)
+        if !quiet {
+            printError("● Converted \(pulled.image.name): kernel \(TransferProgress.megabytes(artifacts.kernelBytes)), initrd \(TransferProgress.megabytes(artifacts.initrdBytes)) (\(compression.rawValue)), cmdline \"\(artifacts.cmdline)\"")
+        }
+        return pulled.image.manifestDigest.description
+    }
+}

@@ -1,0 +1,44 @@
+/// Why an image cannot become boot artifacts. Messages tell the image author what to change.
+public enum ConversionError: Error, CustomStringConvertible, Sendable {
+    case missingKernel
+    case kernelNotAFile(String)
+    case missingInit
+    case initNotExecutable(target: String, mode: UInt32)
+    case initNotAFile(String)
+    case cmdlineUnreadable(String)
+    case symlinkLoop(String)
+    case unsafePath(layer: Int, path: String)
+    case danglingHardlink(layer: Int, path: String, target: String)
+    case layer(index: Int, digest: String, ArchiveError)
+    case archive(ArchiveError)
+    case file(FileError)
+    case registry(RegistryError)
+
+    public var description: String {
+        switch self {
+        case .missingKernel:
+            return "the image has no /boot/wyrcan.kernel: install a kernel in the image and symlink it there (e.g. ln -s vmlinuz-6.1.0-13-amd64 /boot/wyrcan.kernel)"
+        case .kernelNotAFile(let p):
+            return "/boot/wyrcan.kernel resolves to \(p), which is not a regular file; point it at the kernel image (vmlinuz)"
+        case .missingInit:
+            return "the image has no /init: symlink its init system there (e.g. ln -s /lib/systemd/systemd /init) or add an executable /init"
+        case .initNotExecutable(let target, let mode):
+            return "/init (\(target)) is not executable (mode \(String(mode, radix: 8))); chmod +x it in the image"
+        case .initNotAFile(let p):
+            return "/init resolves to \(p), which is not an executable file inside the image"
+        case .cmdlineUnreadable(let why):
+            return "/boot/wyrcan.cmdline: \(why)"
+        case .symlinkLoop(let p):
+            return "\(p): too many levels of symbolic links inside the image"
+        case .unsafePath(let layer, let path):
+            return "layer \(layer + 1): entry '\(path)' points outside the image root ('..'); refusing the layer"
+        case .danglingHardlink(let layer, let path, let target):
+            return "layer \(layer + 1): hard link '\(path)' points to '\(target)', which no earlier entry provides"
+        case .layer(let index, let digest, let e):
+            return "layer \(index + 1) (\(digest)): \(e.message)"
+        case .archive(let e): return e.description
+        case .file(let e): return e.description
+        case .registry(let e): return e.description
+        }
+    }
+}

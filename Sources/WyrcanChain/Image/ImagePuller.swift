@@ -1,0 +1,135 @@
+import Dispatch
+
+/// Fetches an image's layers (registry, OCI layout or OCI archive), verified, into a work
+/// directory, ready for `InitrdBuilder`.
+public struct ImagePuller {
+    public var options: RegistryOptions
+    public var quiet = false
+
+    public init(options: RegistryOptions, quiet: Bool = false) {
+        self.options = options
+        self.quiet = quiet
+    }
+
+    public struct Pulled: Sendable {
+        public var image: ResolvedImage
+        /// Layer blob paths in manifest order.
+        public var layers: [String]
+    }
+
+    public func pull(_ location: ImageLocation, workDirectory: String) throws(ConversionError) -> Pulled {
+        switch location {
+        case .registry(let reference):
+            return try pullRegistry(reference, workDirectory: workDirectory)
+        case .layout(let directory, let tag):
+            return try pullLayout(OCILayout(directory: directory, tag: tag))
+        case .archive(let file, let tag):
+            let directory = workDirectory + "/layout"
+            try Self.extract(archive: file, into: directory)
+            return try pullLayout(OCILayout(directory: directory, tag: tag))
+        }
+    }
+
+    private func pullLayout(_ layout: OCILayout) throws(ConversionError) -> Pulled {
+        let image: ResolvedImage
+        do { image = try layout.resolve(platform: options.platform) } catch { throw .registry(error) }
+        let layers = image.manifest.layers
+        let progress = TransferProgress(title: "Verifying \(layout.name)", sizes: layers.map(\.size), labels: layers.map { short($0.digest) }, quiet: quiet)
+        let paths = try Self.parallel(layers.count, width: 2) { (i) throws(ConversionError) -> String in
+            do throws(RegistryError) {
+                let path = try layout.verifyBlob(layers[i]) { progress.update(layer: i, bytes: $0) }
+                progress.finished(layer: i)
+                return path
+            } catch { throw .registry(error) }
+        }
+        progress.complete()
+        return Pulled(image: image, layers: paths)
+    }
+
+    private func pullRegistry(_ reference: Reference, workDirectory: String) throws(ConversionError) -> Pulled {
+        let tokens = TokenCache()
+        let image: ResolvedImage
+        do { image = try RegistryClient(reference: reference, options: options, tokens: tokens).resolve() } catch { throw .registry(error) }
+        let layers = image.manifest.layers
+        do throws(FileError) { try FileSystem.createDirectory(workDirectory + "/blobs") } catch { throw .file(error) }
+        let progress = TransferProgress(title: "Getting \(reference)", sizes: layers.map(\.size), labels: layers.map { short($0.digest) }, quiet: quiet)
+        let options = self.options
+        let paths = try Self.parallel(layers.count, width: options.parallelDownloads) { (i) throws(ConversionError) -> String in
+            let layer = layers[i]
+            let path = "\(workDirectory)/blobs/\(layer.digest.hex)-\(i)"
+            do throws(RegistryError) {
+                let client = try RegistryClient(reference: reference, options: options, tokens: tokens)
+                try client.fetchBlob(layer, to: path) { progress.update(layer: i, bytes: $0) }
+            } catch { throw .registry(error) }
+            progress.finished(layer: i)
+            return path
+        }
+        progress.complete()
+        return Pulled(image: image, layers: paths)
+    }
+
+    /// Runs `body` for 0..<count on up to `width` threads; the first error wins.
+    static func parallel<T: Sendable>(_ count: Int, width: Int, _ body: @escaping @Sendable (Int) throws(ConversionError) -> T) throws(ConversionError) -> [T] {
+        let results = ParallelResults<T>(count)
+        let group = DispatchGroup()
+        let slots = DispatchSemaphore(value: max(1, width))
+        let lock = DispatchSemaphore(value: 1)
+        for i in 0..<count {
+            slots.wait()
+            DispatchQueue.global().async(group: group) {
+                defer { slots.signal() }
+                let r: Result<T, ConversionError>
+                do throws(ConversionError) { r = .success(try body(i)) } catch { r = .failure(error) }
+                lock.wait()
+                results.values[i] = r
+                lock.signal()
+            }
+        }
+        group.wait()
+        var out: [T] = []
+        for r in results.values {
+            switch r! {
+            case .success(let v): out.append(v)
+            case .failure(let e): throw e
+            }
+        }
+        return out
+    }
+
+    static func extract(archive file: String, into directory: String) throws(ConversionError) {
+        do throws(ArchiveError) {
+            let reader = try ArchiveReader(path: file)
+            while let entry = try reader.next() {
+                guard let n = LayerEntry.normalise(entry.path) else { continue }
+                guard let relative = n else { throw ArchiveError(operation: file, message: "entry '\(entry.path)' escapes the archive") }
+                let path = directory + "/" + relative
+                switch entry.type {
+                case .directory:
+                    do throws(FileError) { try FileSystem.createDirectory(path) } catch { throw ArchiveError(operation: file, message: error.description) }
+                case .regular:
+                    do throws(FileError) {
+                        try FileSystem.createDirectory(RootfsTree.parent(of: path))
+                        let out = try FileHandleFD.create(path)
+                        var failure: FileError? = nil
+                        try? reader.readData { chunk in
+                            do throws(FileError) { try out.write(chunk) } catch { failure = error }
+                        }
+                        if let failure { throw failure }
+                    } catch { throw ArchiveError(operation: file, message: error.description) }
+                default:
+                    continue
+                }
+            }
+        } catch {
+            throw .archive(error)
+        }
+    }
+}
+
+/// Result slots written by worker threads under a semaphore.
+final class ParallelResults<T>: @unchecked Sendable {
+    var values: [Result<T, ConversionError>?]
+    init(_ n: Int) { values = Array(repeating: nil, count: n) }
+}
+
+func short(_ digest: Digest) -> String { "\(digest.algorithm.rawValue):\(digest.hex.prefix(12))" }

@@ -1,0 +1,200 @@
+import Dispatch
+
+/// What `InitrdBuilder` produced.
+public struct BootArtifacts: Sendable {
+    public var kernelPath: String
+    public var initrdPath: String
+    public var cmdlinePath: String
+    /// The contents of the image's `/boot/wyrcan.cmdline` (trimmed; empty when absent).
+    public var cmdline: String
+    public var initrdBytes: Int64
+    public var kernelBytes: Int64
+}
+
+/// Turns layer blobs (in manifest order) into `kernel`, `initrd` (cpio newc of the whole merged
+/// rootfs) and `cmdline` without unpacking to a filesystem:
+/// 1. read every layer's headers (layers in parallel) and merge them into a `RootfsTree`;
+/// 2. check the boot pieces (`/boot/wyrcan.kernel`, `/init`, `/boot/wyrcan.cmdline`) — before any
+///    output is written;
+/// 3. write all directories (sorted, so parents come first), then stream each layer once more,
+///    copying the data of the members that survived straight into the compressed cpio (and the
+///    kernel file), hard-link groups as cpio hard links.
+/// Memory holds metadata only. Outputs appear atomically (renamed into place) or not at all.
+public struct InitrdBuilder {
+    public var compression: CpioWriter.Compression = .zstd
+    public var compressionLevel: Int? = nil
+
+    public init(compression: CpioWriter.Compression = .zstd, compressionLevel: Int? = nil) {
+        self.compression = compression
+        self.compressionLevel = compressionLevel
+    }
+
+    public static let kernelPath = "boot/wyrcan.kernel"
+    public static let initPath = "init"
+    public static let cmdlinePath = "boot/wyrcan.cmdline"
+    static let maximumCmdlineBytes = 4096
+
+    public func build(layers: [String], outputDirectory: String) throws(ConversionError) -> BootArtifacts {
+        let tree = try Self.merge(layers: layers)
+        let boot = try Self.bootPieces(tree)
+
+        let kernelOut = "\(outputDirectory)/kernel"
+        let initrdOut = "\(outputDirectory)/initrd"
+        let cmdlineOut = "\(outputDirectory)/cmdline"
+        let partial = [kernelOut, initrdOut, cmdlineOut].map { $0 + ".partial" }
+        do throws(ConversionError) {
+            let cmdline = try write(tree: tree, layers: layers, boot: boot, kernelTo: partial[0], initrdTo: partial[1])
+            do throws(FileError) {
+                try FileSystem.writeFile(partial[2], Array((cmdline + "\n").utf8))
+                for (from, to) in zip(partial, [kernelOut, initrdOut, cmdlineOut]) { try FileSystem.rename(from, to) }
+            } catch { throw ConversionError.file(error) }
+            return BootArtifacts(
+                kernelPath: kernelOut, initrdPath: initrdOut, cmdlinePath: cmdlineOut, cmdline: cmdline,
+                initrdBytes: FileSystem.size(initrdOut) ?? 0, kernelBytes: FileSystem.size(kernelOut) ?? 0)
+        } catch {
+            partial.forEach(FileSystem.remove)
+            throw error
+        }
+    }
+
+    /// Step 1: scan layers in parallel, merge in order.
+    static func merge(layers: [String]) throws(ConversionError) -> RootfsTree {
+        final class Slot: @unchecked Sendable { var result: Result<[LayerEntry], ConversionError>? }
+        let slots = layers.map { _ in Slot() }
+        DispatchQueue.concurrentPerform(iterations: layers.count) { i in
+            do throws(ConversionError) { slots[i].result = .success(try LayerEntry.scan(path: layers[i], layer: i)) } catch {
+                slots[i].result = .failure(error)
+            }
+        }
+        var tree = RootfsTree()
+        for (i, slot) in slots.enumerated() {
+            switch slot.result! {
+            case .success(let entries): try tree.apply(layer: i, entries: entries)
+            case .failure(let error): throw error
+            }
+        }
+        return tree
+    }
+
+    struct BootPieces {
+        var kernel: RootfsTree.Source
+        var cmdline: RootfsTree.Source?
+    }
+
+    /// Step 2: everything a boot needs, checked before writing.
+    static func bootPieces(_ tree: RootfsTree) throws(ConversionError) -> BootPieces {
+        guard let (kernelPath, kernel) = try tree.resolve(kernelPath) else { throw .missingKernel }
+        guard kernel.info.type == .regular else { throw .kernelNotAFile("/" + kernelPath) }
+
+        guard tree.nodes[initPath] != nil else { throw .missingInit }
+        guard let (initTarget, initNode) = try tree.resolve(initPath), initNode.info.type == .regular else {
+            let target = tree.nodes[initPath]?.info.symlinkTarget ?? "/init"
+            throw .initNotAFile(target)
+        }
+        guard initNode.info.permissions & 0o111 != 0 else {
+            throw .initNotExecutable(target: "/" + initTarget, mode: initNode.info.permissions)
+        }
+
+        var cmdline: RootfsTree.Source? = nil
+        if tree.nodes[cmdlinePath] != nil {
+            guard let (_, node) = try tree.resolve(cmdlinePath), node.info.type == .regular else {
+                throw .cmdlineUnreadable("does not resolve to a regular file inside the image")
+            }
+            guard node.info.size <= maximumCmdlineBytes else {
+                throw .cmdlineUnreadable("is \(node.info.size) bytes; a kernel cmdline holds at most \(KernelCmdline.maximumLength)")
+            }
+            cmdline = node.source
+        }
+        return BootPieces(kernel: kernel.source, cmdline: cmdline)
+    }
+
+    /// Step 3: the cpio, the kernel copy and the cmdline text.
+    private func write(
+        tree: RootfsTree, layers: [String], boot: BootPieces, kernelTo: String, initrdTo: String
+    ) throws(ConversionError) -> String {
+        var cmdlineBytes: [UInt8] = []
+        do throws(ArchiveError) {
+            let writer = try CpioWriter(path: initrdTo, compression: compression, level: compressionLevel)
+            var inode: UInt64 = 1
+            for var dir in tree.directories.map(\.info) {
+                inode += 1
+                dir.inode = inode
+                dir.linkCount = 2
+                try writer.writeHeader(dir)
+            }
+            let groups = tree.membersBySource
+            var needed: [Int: [Int: [RootfsTree.Node]]] = [:]
+            for (source, members) in groups { needed[source.layer, default: [:]][source.ordinal] = members }
+            let kernelFile: FileHandleFD
+            do throws(FileError) { kernelFile = try FileHandleFD.create(kernelTo) } catch {
+                throw ArchiveError(operation: "create \(kernelTo)", message: error.description)
+            }
+
+            for (layerIndex, path) in layers.enumerated() {
+                guard let wanted = needed[layerIndex], !wanted.isEmpty else { continue }
+                let reader = try ArchiveReader(path: path)
+                var ordinal = -1
+                var remaining = wanted.count
+                while remaining > 0, try reader.next() != nil {
+                    ordinal += 1
+                    guard let members = wanted[ordinal] else { continue }
+                    remaining -= 1
+                    let source = RootfsTree.Source(layer: layerIndex, ordinal: ordinal)
+                    guard members[0].info.type == .regular else {
+                        for member in members {
+                            inode += 1
+                            var info = member.info
+                            info.inode = inode
+                            try writer.writeHeader(info)
+                        }
+                        continue
+                    }
+                    inode += 1
+                    var first = members[0].info
+                    first.inode = inode
+                    first.linkCount = UInt32(members.count)
+                    try writer.writeHeader(first)
+                    let isKernel = source == boot.kernel
+                    let isCmdline = source == boot.cmdline
+                    var copied: Int64 = 0
+                    var sideError: FileError? = nil
+                    do {
+                        try reader.readData { chunk in
+                            try writer.write(chunk)
+                            copied += Int64(chunk.count)
+                            if isKernel { do throws(FileError) { try kernelFile.write(chunk) } catch { sideError = error } }
+                            if isCmdline { cmdlineBytes.append(contentsOf: chunk) }
+                        }
+                    } catch let e as ArchiveError {
+                        throw ArchiveError(operation: "layer \(layerIndex + 1)", message: "\(members[0].info.path): \(e.message)")
+                    } catch {
+                        throw ArchiveError(operation: "layer \(layerIndex + 1)", message: "\(error)")
+                    }
+                    if let sideError { throw ArchiveError(operation: "write kernel", message: sideError.description) }
+                    guard copied == first.size else {
+                        throw ArchiveError(operation: "layer \(layerIndex + 1)", message: "\(first.path): \(copied) of \(first.size) bytes in the layer")
+                    }
+                    for member in members.dropFirst() {
+                        var info = member.info
+                        info.inode = inode
+                        info.linkCount = UInt32(members.count)
+                        info.size = 0
+                        try writer.writeHeader(info)
+                    }
+                }
+                if remaining > 0 {
+                    throw ArchiveError(operation: "layer \(layerIndex + 1)", message: "changed between reads (\(remaining) members missing)")
+                }
+            }
+            try writer.close()
+        } catch {
+            throw .archive(error)
+        }
+        guard let text = String(validating: cmdlineBytes, as: UTF8.self) else {
+            throw .cmdlineUnreadable("is not UTF-8 text")
+        }
+        let tokens = KernelCmdline.tokenize(text)
+        if tokens.contains(where: \.unterminatedQuote) { throw .cmdlineUnreadable("has an unbalanced double quote") }
+        return tokens.map(\.raw).joined(separator: " ")
+    }
+}

@@ -1,0 +1,66 @@
+/// One member of a layer tarball as the converter sees it: normalised path, metadata, and the
+/// member's position (`ordinal`) so its data can be found again when the initrd is written.
+struct LayerEntry: Sendable {
+    enum Kind: Sendable {
+        case node(ArchiveEntryInfo)
+        case hardlink(target: String, info: ArchiveEntryInfo)
+        case whiteout(String)
+        case opaque(directory: String)
+    }
+
+    var ordinal: Int
+    var kind: Kind
+
+    static let whiteoutPrefix = ".wh."
+    static let opaqueMarker = ".wh..wh..opq"
+
+    /// Relative path without `./`, leading or doubled slashes; nil for the root itself.
+    /// Throws for a path that climbs out of the root.
+    static func normalise(_ raw: String) -> String?? {
+        var parts: [Substring] = []
+        for part in raw.split(separator: "/", omittingEmptySubsequences: true) {
+            if part == "." { continue }
+            if part == ".." { return .some(nil) }
+            parts.append(part)
+        }
+        if parts.isEmpty { return .none }
+        return .some(parts.joined(separator: "/"))
+    }
+
+    /// Reads every header of a layer blob (any compression libarchive detects).
+    static func scan(path: String, layer: Int) throws(ConversionError) -> [LayerEntry] {
+        var entries: [LayerEntry] = []
+        var unsafePath: String? = nil
+        do throws(ArchiveError) {
+            let reader = try ArchiveReader(path: path)
+            var ordinal = -1
+            while let info = try reader.next() {
+                ordinal += 1
+                guard let normalised = normalise(info.path) else { continue }  // the root entry
+                guard let relative = normalised else { unsafePath = info.path; break }
+                let name = relative.split(separator: "/").last.map(String.init) ?? relative
+                let parent = relative.contains("/") ? String(relative[..<relative.lastIndex(of: "/")!]) : ""
+                if name == opaqueMarker {
+                    entries.append(LayerEntry(ordinal: ordinal, kind: .opaque(directory: parent)))
+                } else if name.hasPrefix(whiteoutPrefix) {
+                    let hidden = String(name.dropFirst(whiteoutPrefix.count))
+                    entries.append(LayerEntry(ordinal: ordinal, kind: .whiteout(parent.isEmpty ? hidden : parent + "/" + hidden)))
+                } else if let target = info.hardlinkTarget {
+                    guard let t = normalise(target), let linkTarget = t else { unsafePath = target; break }
+                    var node = info
+                    node.path = relative
+                    node.hardlinkTarget = nil
+                    entries.append(LayerEntry(ordinal: ordinal, kind: .hardlink(target: linkTarget, info: node)))
+                } else {
+                    var node = info
+                    node.path = relative
+                    entries.append(LayerEntry(ordinal: ordinal, kind: .node(node)))
+                }
+            }
+        } catch {
+            throw .archive(error)
+        }
+        if let unsafePath { throw .unsafePath(layer: layer, path: unsafePath) }
+        return entries
+    }
+}

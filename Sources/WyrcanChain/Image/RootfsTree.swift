@@ -1,0 +1,139 @@
+/// The merged filesystem of all layers, as metadata only: which member of which layer provides
+/// each final path. Layers are applied in order with the OCI image-spec rules:
+/// - `.wh.NAME` removes NAME (and everything below it) from lower layers;
+/// - `.wh..wh..opq` in a directory removes everything lower layers put in that directory;
+/// - a directory over a directory merges (the upper one's metadata wins);
+/// - any other entry replaces what was at its path, and a non-directory replacing a directory
+///   removes the directory's contents;
+/// - hard links point at the member that holds the data, so they stay hard links.
+struct RootfsTree {
+    /// Where a member's data lives: (layer index, member ordinal).
+    struct Source: Hashable, Sendable {
+        var layer: Int
+        var ordinal: Int
+    }
+
+    struct Node {
+        var info: ArchiveEntryInfo
+        /// The layer that last wrote this node (for whiteout and opaque scoping).
+        var layer: Int
+        /// The member whose data (regular files) or metadata (others) this node reproduces.
+        var source: Source
+        var synthetic = false
+    }
+
+    private(set) var nodes: [String: Node] = [:]
+    private var children: [String: Set<String>] = [:]
+
+    static func parent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "" }
+        return String(path[..<slash])
+    }
+
+    mutating func apply(layer: Int, entries: [LayerEntry]) throws(ConversionError) {
+        for entry in entries {
+            switch entry.kind {
+            case .whiteout(let path):
+                removeSubtree(path, below: layer)
+            case .opaque(let directory):
+                for child in children[directory] ?? [] { removeSubtree(child, below: layer) }
+            case .node(let info):
+                insert(Node(info: info, layer: layer, source: Source(layer: layer, ordinal: entry.ordinal)))
+            case .hardlink(let target, var info):
+                guard let targetNode = nodes[target], targetNode.info.type != .directory else {
+                    throw .danglingHardlink(layer: layer, path: info.path, target: target)
+                }
+                // A hard link shares the target's inode: same data, same metadata.
+                let path = info.path
+                info = targetNode.info
+                info.path = path
+                insert(Node(info: info, layer: layer, source: targetNode.source))
+            }
+        }
+    }
+
+    private mutating func insert(_ node: Node) {
+        let path = node.info.path
+        ensureDirectory(Self.parent(of: path), layer: node.layer)
+        if let existing = nodes[path] {
+            if existing.info.type == .directory && node.info.type == .directory {
+                nodes[path] = node  // merge: keep children, take the upper metadata
+                return
+            }
+            removeSubtree(path, below: Int.max)
+        }
+        nodes[path] = node
+        children[Self.parent(of: path), default: []].insert(path)
+    }
+
+    /// Makes `path` and its parents directories, replacing non-directories in the way.
+    private mutating func ensureDirectory(_ path: String, layer: Int) {
+        guard !path.isEmpty else { return }
+        if let existing = nodes[path] {
+            if existing.info.type == .directory { return }
+            removeSubtree(path, below: Int.max)
+        }
+        ensureDirectory(Self.parent(of: path), layer: layer)
+        var info = ArchiveEntryInfo(path: path, type: .directory, permissions: 0o755)
+        info.mtime = 0
+        nodes[path] = Node(info: info, layer: layer, source: Source(layer: layer, ordinal: -1), synthetic: true)
+        children[Self.parent(of: path), default: []].insert(path)
+    }
+
+    /// Removes `path` and its descendants that lower layers (layer < `below`) provided. Nodes of
+    /// the current layer survive (a whiteout only hides what is beneath it), but their own
+    /// lower-layer children are still examined.
+    private mutating func removeSubtree(_ path: String, below layer: Int) {
+        guard let node = nodes[path] else { return }
+        if node.layer < layer {
+            for child in children[path] ?? [] { removeSubtree(child, below: Int.max) }
+            children[path] = nil
+            nodes[path] = nil
+            children[Self.parent(of: path)]?.remove(path)
+        } else if node.info.type == .directory {
+            for child in children[path] ?? [] { removeSubtree(child, below: layer) }
+        }
+    }
+
+    // MARK: - Lookups
+
+    /// Resolves `path` inside the tree, following symlinks (absolute targets are relative to the
+    /// image root; `..` never climbs above it). Returns the final path and node.
+    func resolve(_ path: String) throws(ConversionError) -> (String, Node)? {
+        var pending = path.split(separator: "/").map(String.init)
+        var resolved: [String] = []
+        var hops = 0
+        while !pending.isEmpty {
+            let part = pending.removeFirst()
+            if part == "." || part.isEmpty { continue }
+            if part == ".." { _ = resolved.popLast(); continue }
+            let candidate = (resolved + [part]).joined(separator: "/")
+            guard let node = nodes[candidate] else { return nil }
+            if node.info.type == .symlink {
+                hops += 1
+                if hops > 40 { throw .symlinkLoop(path) }
+                let target = node.info.symlinkTarget ?? ""
+                if target.hasPrefix("/") { resolved = [] }
+                pending = target.split(separator: "/").map(String.init) + pending
+            } else {
+                resolved.append(part)
+            }
+        }
+        let final = resolved.joined(separator: "/")
+        return nodes[final].map { (final, $0) }
+    }
+
+    var directories: [Node] {
+        nodes.values.filter { $0.info.type == .directory }.sorted { $0.info.path < $1.info.path }
+    }
+
+    /// Non-directory nodes grouped by the member that provides them.
+    var membersBySource: [Source: [Node]] {
+        var groups: [Source: [Node]] = [:]
+        for node in nodes.values where node.info.type != .directory {
+            groups[node.source, default: []].append(node)
+        }
+        for key in groups.keys { groups[key]!.sort { $0.info.path < $1.info.path } }
+        return groups
+    }
+}

@@ -1,0 +1,90 @@
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Console progress for layer transfers: one live status line on a terminal, plain lines per
+/// finished layer otherwise (serial consoles, logs). Safe to update from several threads.
+public final class TransferProgress: Sendable {
+    struct State {
+        var done: [Int64]
+        var finished: [Bool]
+        var lastDraw: Double = 0
+    }
+
+    let title: String
+    let sizes: [Int64]
+    let labels: [String]
+    let interactive: Bool
+    let started: Double
+    let quiet: Bool
+    private let state: Mutex<State>
+
+    public init(title: String, sizes: [Int64], labels: [String], quiet: Bool = false) {
+        self.title = title
+        self.sizes = sizes
+        self.labels = labels
+        self.quiet = quiet
+        self.interactive = isatty(2) == 1
+        self.started = Self.now()
+        self.state = Mutex(State(done: sizes.map { _ in 0 }, finished: sizes.map { _ in false }))
+    }
+
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    public static func megabytes(_ bytes: Int64) -> String { "\(tenths(Double(bytes) / 1_000_000)) MB" }
+
+    /// One decimal, without Foundation's formatters.
+    public static func tenths(_ value: Double) -> String {
+        let t = Int((value * 10).rounded())
+        return "\(t / 10).\(t % 10)"
+    }
+
+    static func emit(_ text: String) {
+        var bytes = Array(text.utf8)
+        _ = write(2, &bytes, bytes.count)
+    }
+
+    public func update(layer: Int, bytes: Int64) {
+        guard !quiet else { return }
+        let line: String? = state.withLock { s in
+            s.done[layer] = bytes
+            let now = Self.now()
+            guard interactive, now - s.lastDraw > 0.2 else { return nil }
+            s.lastDraw = now
+            return statusLine(s, now: now)
+        }
+        if let line { Self.emit("\r\u{1B}[K" + line) }
+    }
+
+    public func finished(layer: Int) {
+        guard !quiet else { return }
+        let text: String = state.withLock { s in
+            s.done[layer] = sizes[layer]
+            s.finished[layer] = true
+            let line = "  layer \(layer + 1)/\(sizes.count) \(labels[layer]) \(Self.megabytes(sizes[layer])) done at \(Self.tenths(Self.now() - started)) s"
+            return interactive ? "\r\u{1B}[K" + line + "\n" + statusLine(s, now: Self.now()) : line + "\n"
+        }
+        Self.emit(text)
+    }
+
+    public func complete() {
+        guard !quiet else { return }
+        let total = sizes.reduce(0, +)
+        let elapsed = max(Self.now() - started, 0.001)
+        let rate = Double(total) / elapsed / 1_000_000
+        Self.emit((interactive ? "\r\u{1B}[K" : "") + "  \(title): \(Self.megabytes(total)) in \(Self.tenths(elapsed)) s (\(Self.tenths(rate)) MB/s)\n")
+    }
+
+    private func statusLine(_ s: State, now: Double) -> String {
+        let done = s.done.reduce(0, +)
+        let total = sizes.reduce(0, +)
+        let rate = Double(done) / max(now - started, 0.001) / 1_000_000
+        let finished = s.finished.filter { $0 }.count
+        return "● \(title): \(Self.megabytes(done)) / \(Self.megabytes(total)), \(finished)/\(sizes.count) layers, \(Self.tenths(rate)) MB/s"
+    }
+}

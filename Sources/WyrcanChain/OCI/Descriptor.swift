@@ -1,0 +1,58 @@
+/// An OCI content descriptor: what a blob is, how big, and its digest.
+public struct Descriptor: Sendable, Hashable, Codable {
+    public var mediaType: String
+    public var digest: Digest
+    public var size: Int64
+    public var platform: Platform?
+    public var annotations: [String: String]?
+    public var urls: [String]?
+
+    public init(mediaType: String, digest: Digest, size: Int64, platform: Platform? = nil, annotations: [String: String]? = nil) {
+        self.mediaType = mediaType
+        self.digest = digest
+        self.size = size
+        self.platform = platform
+        self.annotations = annotations
+    }
+}
+
+/// An image manifest (OCI or Docker v2 schema 2).
+public struct Manifest: Sendable, Codable {
+    public var schemaVersion: Int
+    public var mediaType: String?
+    public var config: Descriptor
+    public var layers: [Descriptor]
+}
+
+/// An image index (OCI) or manifest list (Docker): one manifest per platform.
+public struct Index: Sendable, Codable {
+    public var schemaVersion: Int
+    public var mediaType: String?
+    public var manifests: [Descriptor]
+
+    /// The manifest for `platform`; a missing variant in the index matches any requested variant.
+    public func manifest(for platform: Platform) -> Descriptor? {
+        let candidates = manifests.filter {
+            MediaType.isManifest($0.mediaType) || $0.mediaType.isEmpty
+        }
+        let matching = candidates.filter {
+            guard let p = $0.platform else { return false }
+            return p.os == platform.os && Platform.normalise(p.architecture) == platform.architecture
+        }
+        if let variant = platform.variant, let exact = matching.first(where: { $0.platform?.variant == variant }) {
+            return exact
+        }
+        return matching.first { $0.platform?.variant == nil } ?? matching.first
+    }
+}
+
+/// The parts of an image config Wyrcan reads.
+public struct ImageConfig: Sendable, Codable {
+    public struct Rootfs: Sendable, Codable {
+        public var type: String
+        public var diff_ids: [Digest]
+    }
+    public var architecture: String?
+    public var os: String?
+    public var rootfs: Rootfs?
+}

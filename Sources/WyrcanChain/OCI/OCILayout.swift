@@ -1,0 +1,118 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Where an image comes from: a registry, a local OCI image layout directory, or an OCI archive.
+public enum ImageLocation: Sendable, CustomStringConvertible {
+    case registry(Reference)
+    /// `oci:DIR[:TAG]`
+    case layout(directory: String, tag: String?)
+    /// `oci-archive:FILE[:TAG]` (a tar of a layout)
+    case archive(file: String, tag: String?)
+
+    public init(parsing text: String) throws(ReferenceError) {
+        func pathAndTag(_ rest: Substring) -> (String, String?) {
+            if let colon = rest.lastIndex(of: ":"), !rest[rest.index(after: colon)...].contains("/") {
+                return (String(rest[..<colon]), String(rest[rest.index(after: colon)...]))
+            }
+            return (String(rest), nil)
+        }
+        if text.hasPrefix("oci:") {
+            let (dir, tag) = pathAndTag(text.dropFirst(4))
+            self = .layout(directory: dir, tag: tag)
+        } else if text.hasPrefix("oci-archive:") {
+            let (file, tag) = pathAndTag(text.dropFirst(12))
+            self = .archive(file: file, tag: tag)
+        } else {
+            let ref = text.hasPrefix("docker://") ? String(text.dropFirst(9)) : text
+            self = .registry(try Reference(parsing: ref))
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .registry(let r): return r.description
+        case .layout(let d, let t): return "oci:\(d)" + (t.map { ":\($0)" } ?? "")
+        case .archive(let f, let t): return "oci-archive:\(f)" + (t.map { ":\($0)" } ?? "")
+        }
+    }
+}
+
+/// A local OCI image layout (`index.json` + `blobs/ALG/HEX`), as umoci and skopeo write it.
+/// Blobs are verified against their digests before use, like registry blobs.
+public struct OCILayout: Sendable {
+    public let directory: String
+    public let tag: String?
+
+    public init(directory: String, tag: String?) {
+        self.directory = directory
+        self.tag = tag
+    }
+
+    static let refAnnotation = "org.opencontainers.image.ref.name"
+
+    public func blobPath(_ digest: Digest) -> String {
+        "\(directory)/blobs/\(digest.algorithm.rawValue)/\(digest.hex)"
+    }
+
+    var name: String { "oci:\(directory)" + (tag.map { ":\($0)" } ?? "") }
+
+    public func resolve(platform: Platform) throws(RegistryError) -> ResolvedImage {
+        let indexBytes: [UInt8]
+        do { indexBytes = try FileSystem.readFile("\(directory)/index.json") } catch {
+            throw .notFound(what: "\(name) (no index.json: not an OCI image layout)")
+        }
+        let index: Index
+        do { index = try JSONDecoder().decode(Index.self, from: Data(indexBytes)) } catch {
+            throw .invalidManifest(what: "\(directory)/index.json", reason: "does not parse")
+        }
+        let wanted = tag ?? "latest"
+        var chosen = index.manifests.first { $0.annotations?[Self.refAnnotation] == wanted }
+        if chosen == nil && tag == nil && index.manifests.count == 1 { chosen = index.manifests[0] }
+        guard let top = chosen else {
+            let tags = index.manifests.compactMap { $0.annotations?[Self.refAnnotation] }
+            throw .notFound(what: "\(name) (tags in the layout: \(tags.isEmpty ? "none" : tags.joined(separator: ", ")))")
+        }
+        let topBody = try readVerified(top)
+        return try RegistryClient.resolve(name: name, top: (topBody, top.mediaType, top.digest), platform: platform) {
+            (d) throws(RegistryError) in try readVerified(d)
+        }
+    }
+
+    /// Reads a small blob (manifest, config) and checks its size and digest.
+    func readVerified(_ d: Descriptor) throws(RegistryError) -> [UInt8] {
+        let bytes: [UInt8]
+        do { bytes = try FileSystem.readFile(blobPath(d.digest)) } catch { throw .notFound(what: "\(name): blob \(d.digest)") }
+        guard Int64(bytes.count) == d.size else { throw .sizeMismatch(what: "blob \(d.digest)", expected: d.size, actual: Int64(bytes.count)) }
+        let hex: String
+        do throws(CryptoError) { hex = try Hasher.hash(d.digest.algorithm == .sha512 ? .sha512 : .sha256, bytes).hexString } catch { throw .crypto(error) }
+        guard hex == d.digest.hex else { throw .digestMismatch(what: "blob \(d.digest)", expected: d.digest, actual: hex) }
+        return bytes
+    }
+
+    /// Checks a (large) blob in place by streaming it through the hasher; returns its path.
+    public func verifyBlob(_ d: Descriptor, progress: (Int64) -> Void = { _ in }) throws(RegistryError) -> String {
+        let path = blobPath(d.digest)
+        let hasher: Hasher
+        do throws(CryptoError) { hasher = try Hasher(d.digest.algorithm == .sha512 ? .sha512 : .sha256) } catch { throw .crypto(error) }
+        var total: Int64 = 0
+        do throws(FileError) {
+            let file = try FileHandleFD.read(path)
+            while true {
+                let chunk = try file.read(upTo: 1 << 20)
+                if chunk.isEmpty { break }
+                hasher.update(chunk)
+                total += Int64(chunk.count)
+                progress(total)
+            }
+        } catch {
+            throw .notFound(what: "\(name): blob \(d.digest) (\(error))")
+        }
+        guard total == d.size else { throw .sizeMismatch(what: "blob \(d.digest)", expected: d.size, actual: total) }
+        let hex = hasher.finalize().hexString
+        guard hex == d.digest.hex else { throw .digestMismatch(what: "blob \(d.digest)", expected: d.digest, actual: hex) }
+        return path
+    }
+}

@@ -1,0 +1,102 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+extension RegistryClient {
+    var tokenKey: String { "\(reference.registry)|\(reference.repository)" }
+
+    func authorizationHeader(host: String) -> String? {
+        if let token = tokens.get(tokenKey) { return "Authorization: Bearer \(token)" }
+        return nil
+    }
+
+    var credentials: Credentials? { options.credentials[reference.registry] }
+
+    /// Answers a `WWW-Authenticate` challenge: Bearer (fetch a token from the realm, with Basic
+    /// credentials when we have them, anonymously otherwise) or Basic (send the credentials).
+    /// Returns the header for the next attempt; nil when the challenge cannot be answered.
+    func authorize(host: String, challenge: String?) throws(RegistryError) -> String? {
+        guard let challenge else {
+            throw .unauthorized(registry: reference.registry, detail: "HTTP 401 without a WWW-Authenticate challenge")
+        }
+        let (scheme, params) = Self.parseChallenge(challenge)
+        switch scheme.lowercased() {
+        case "basic":
+            guard let credentials else {
+                throw .unauthorized(registry: reference.registry, detail: "the registry needs a user name and password; none configured")
+            }
+            return credentials.basicHeader
+        case "bearer":
+            guard let realm = params["realm"], realm.hasPrefix("http") else {
+                throw .unauthorized(registry: reference.registry, detail: "Bearer challenge without a realm URL")
+            }
+            var query: [String] = []
+            if let service = params["service"] { query.append("service=\(Self.percentEncode(service))") }
+            query.append("scope=\(Self.percentEncode(params["scope"] ?? "repository:\(reference.repository):pull"))")
+            let tokenURL = realm + (realm.contains("?") ? "&" : "?") + query.joined(separator: "&")
+            let response: HTTPResponse
+            do {
+                response = try curl.request(url: tokenURL, headers: credentials.map { [$0.basicHeader] } ?? [], caFile: options.caFile)
+            } catch { throw .transport(error) }
+            guard response.status == 200 else {
+                let who = credentials == nil ? "anonymous" : "user \(credentials!.username)"
+                throw .unauthorized(registry: reference.registry, detail: "token service refused \(who) with HTTP \(response.status): \(Self.errorDetail(response.body))")
+            }
+            struct Token: Decodable { var token: String?; var access_token: String? }
+            guard let t = try? JSONDecoder().decode(Token.self, from: Data(response.body)), let token = t.token ?? t.access_token else {
+                throw .unauthorized(registry: reference.registry, detail: "token service answered without a token")
+            }
+            tokens.set(tokenKey, token)
+            return "Authorization: Bearer \(token)"
+        default:
+            throw .unauthorized(registry: reference.registry, detail: "unsupported authentication scheme '\(scheme)'")
+        }
+    }
+
+    /// `Bearer realm="https://auth",service="registry",scope="repository:x:pull"` → ("Bearer", params).
+    static func parseChallenge(_ header: String) -> (String, [String: String]) {
+        let trimmed = header.trimming(" ")
+        guard let space = trimmed.firstIndex(of: " ") else { return (trimmed, [:]) }
+        let scheme = String(trimmed[..<space])
+        var params: [String: String] = [:]
+        var rest = Substring(trimmed[trimmed.index(after: space)...])
+        while !rest.isEmpty {
+            rest = rest.drop { $0 == " " || $0 == "," }
+            guard let eq = rest.firstIndex(of: "=") else { break }
+            let key = rest[..<eq].trimming(" ").lowercased()
+            rest = rest[rest.index(after: eq)...]
+            var value = ""
+            if rest.first == "\"" {
+                rest = rest.dropFirst()
+                while let c = rest.first, c != "\"" {
+                    if c == "\\", let next = rest.dropFirst().first { value.append(next); rest = rest.dropFirst(2); continue }
+                    value.append(c)
+                    rest = rest.dropFirst()
+                }
+                rest = rest.dropFirst()
+            } else {
+                let end = rest.firstIndex(of: ",") ?? rest.endIndex
+                value = String(rest[..<end]).trimming(" ")
+                rest = rest[end...]
+            }
+            params[key] = value
+        }
+        return (scheme, params)
+    }
+
+    static func percentEncode(_ s: String) -> String {
+        var out = ""
+        for byte in s.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                out += "%" + [byte].hexString.uppercased()
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,43 @@
+/// Why an image could not be fetched. Messages name the image or blob and say what to do.
+public enum RegistryError: Error, CustomStringConvertible, Sendable {
+    case transport(CurlError)
+    case http(status: Int, url: String, detail: String)
+    case unauthorized(registry: String, detail: String)
+    case notFound(what: String)
+    case digestMismatch(what: String, expected: Digest, actual: String)
+    case sizeMismatch(what: String, expected: Int64, actual: Int64)
+    case noPlatform(image: String, platform: Platform, available: [String])
+    case invalidManifest(what: String, reason: String)
+    case file(FileError)
+    case crypto(CryptoError)
+    case authFile(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .transport(let e): return "network error: \(e.description)"
+        case .http(let status, let url, let detail): return "\(url): HTTP \(status)\(detail.isEmpty ? "" : ": \(detail)")"
+        case .unauthorized(let registry, let detail):
+            return "\(registry): access denied (\(detail)); check the credentials in the auth file"
+        case .notFound(let what): return "\(what): not found in the registry"
+        case .digestMismatch(let what, let expected, let actual):
+            return "\(what): content digest is sha256:\(actual), expected \(expected); refusing corrupted data"
+        case .sizeMismatch(let what, let expected, let actual):
+            return "\(what): got \(actual) bytes, expected \(expected); refusing truncated data"
+        case .noPlatform(let image, let platform, let available):
+            return "\(image): no image for platform \(platform) (available: \(available.isEmpty ? "none" : available.joined(separator: ", "))); choose one with wyr.platform= / --platform"
+        case .invalidManifest(let what, let reason): return "\(what): invalid manifest: \(reason)"
+        case .file(let e): return e.description
+        case .crypto(let e): return e.description
+        case .authFile(let path, let reason): return "auth file \(path): \(reason)"
+        }
+    }
+
+    /// Worth another attempt: connection trouble, throttling, server errors.
+    var isTransient: Bool {
+        switch self {
+        case .transport(let e): return e.isTransient
+        case .http(let status, _, _): return status == 429 || status >= 500
+        default: return false
+        }
+    }
+}

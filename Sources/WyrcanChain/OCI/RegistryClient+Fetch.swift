@@ -1,0 +1,182 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// A manifest chosen for the platform, with everything needed to fetch its layers.
+public struct ResolvedImage: Sendable {
+    /// What was asked for, for messages (a registry reference or an `oci:` layout).
+    public var name: String
+    /// The digest of the platform manifest (what `wyrcan convert` prints).
+    public var manifestDigest: Digest
+    /// The digest the reference resolved to first (the index, for multi-platform images).
+    public var topDigest: Digest
+    public var manifest: Manifest
+    public var platform: Platform
+}
+
+extension RegistryClient {
+    static let maximumManifestBytes = 4 << 20
+
+    /// Fetches and verifies a manifest by tag or digest, from the first host that has it.
+    func fetchManifest(_ ref: String, expected: Digest?) throws(RegistryError) -> (body: [UInt8], mediaType: String?, digest: Digest) {
+        var lastError: RegistryError = .notFound(what: "\(reference)")
+        for host in hosts {
+            do throws(RegistryError) {
+                return try withRetries("manifest") { (retryAfter) throws(RegistryError) in
+                    let ex = try exchange(host: host, url: url(host: host, "manifests/\(ref)"),
+                                          headers: ["Accept: " + MediaType.manifestAccept.joined(separator: ", ")],
+                                          maximumBody: Self.maximumManifestBytes)
+                    retryAfter = Self.retryAfter(ex)
+                    switch ex.status {
+                    case 200: break
+                    case 404: throw .notFound(what: "\(reference.registry)/\(reference.repository):\(ref)")
+                    case 401, 403: throw .unauthorized(registry: reference.registry, detail: "HTTP \(ex.status): \(Self.errorDetail(ex.body))")
+                    default: throw .http(status: ex.status, url: url(host: host, "manifests/\(ref)"), detail: Self.errorDetail(ex.body))
+                    }
+                    let hex: String
+                    do throws(CryptoError) { hex = try Hasher.hash(expected?.algorithm == .sha512 ? .sha512 : .sha256, ex.body).hexString } catch { throw .crypto(error) }
+                    let what = "manifest \(reference.registry)/\(reference.repository)@\(ref)"
+                    if let expected, expected.hex != hex {
+                        throw .digestMismatch(what: what, expected: expected, actual: hex)
+                    }
+                    let digest = try! expected ?? Digest(algorithm: .sha256, hex: hex)
+                    return (ex.body, ex.header("content-type")?.split(separator: ";").first.map(String.init), digest)
+                }
+            } catch {
+                lastError = error
+                if case .unauthorized = error { throw error }
+            }
+        }
+        throw lastError
+    }
+
+    /// Resolves the reference to the manifest for `platform` (through an index when there is one).
+    public func resolve(platform: Platform? = nil) throws(RegistryError) -> ResolvedImage {
+        let platform = platform ?? options.platform
+        let top = try fetchManifest(reference.manifestReference, expected: reference.digest)
+        return try Self.resolve(name: reference.description, top: top, platform: platform) { (d) throws(RegistryError) in
+            let m = try fetchManifest(d.digest.description, expected: d.digest)
+            guard Int64(m.body.count) == d.size else {
+                throw .sizeMismatch(what: "manifest \(d.digest)", expected: d.size, actual: Int64(m.body.count))
+            }
+            return m.body
+        }
+    }
+
+    /// Shared by the registry and OCI-layout sources: index → platform manifest → parsed manifest.
+    static func resolve(
+        name: String, top: (body: [UInt8], mediaType: String?, digest: Digest), platform: Platform,
+        fetch: (Descriptor) throws(RegistryError) -> [UInt8]
+    ) throws(RegistryError) -> ResolvedImage {
+        struct Probe: Decodable { var mediaType: String?; var manifests: [Descriptor]?; var layers: [Descriptor]? }
+        let what = name
+        guard let probe = try? JSONDecoder().decode(Probe.self, from: Data(top.body)) else {
+            throw .invalidManifest(what: what, reason: "not a JSON manifest or index")
+        }
+        let type = probe.mediaType ?? top.mediaType
+        var body = top.body
+        var digest = top.digest
+        if MediaType.isIndex(type) || (type == nil && probe.manifests != nil) {
+            let index: Index
+            do { index = try JSONDecoder().decode(Index.self, from: Data(top.body)) } catch {
+                throw .invalidManifest(what: what, reason: "index does not parse: \(error)")
+            }
+            guard let chosen = index.manifest(for: platform) else {
+                throw .noPlatform(image: what, platform: platform, available: index.manifests.compactMap { $0.platform?.description })
+            }
+            body = try fetch(chosen)
+            digest = chosen.digest
+        }
+        let manifest: Manifest
+        do { manifest = try JSONDecoder().decode(Manifest.self, from: Data(body)) } catch {
+            throw .invalidManifest(what: what, reason: "manifest does not parse (is this an image?): \(error)")
+        }
+        for layer in manifest.layers where !MediaType.isLayer(layer.mediaType) {
+            throw .invalidManifest(what: what, reason: "layer \(layer.digest) has media type \(layer.mediaType), which is not a filesystem layer")
+        }
+        return ResolvedImage(name: name, manifestDigest: digest, topDigest: top.digest, manifest: manifest, platform: platform)
+    }
+
+    /// Downloads a blob to `path`, verifying size and digest while streaming. An interrupted
+    /// transfer resumes with `Range`; a corrupt one is retried once from scratch and then refused.
+    /// On failure the file is removed.
+    public func fetchBlob(_ blob: Descriptor, to path: String, progress: @escaping (Int64) -> Void = { _ in }) throws(RegistryError) {
+        do {
+            try fetchBlobVerified(blob, to: path, progress: progress)
+        } catch {
+            FileSystem.remove(path)
+            throw error
+        }
+    }
+
+    private func fetchBlobVerified(_ blob: Descriptor, to path: String, progress: @escaping (Int64) -> Void) throws(RegistryError) {
+        let what = "blob \(blob.digest)"
+        var corruptRetries = 1
+        while true {
+            let file: FileHandleFD
+            do { file = try FileHandleFD.create(path) } catch { throw .file(error) }
+            var hasher: Hasher
+            do { hasher = try Hasher(blob.digest.algorithm == .sha512 ? .sha512 : .sha256) } catch { throw .crypto(error) }
+            var written: Int64 = 0
+            var lastError: RegistryError = .notFound(what: what)
+            var done = false
+            hosts: for host in hosts {
+                do throws(RegistryError) {
+                    try withRetries(what) { (retryAfter) throws(RegistryError) in
+                        var writeError: FileError? = nil
+                        var headers: [String] = []
+                        if written > 0 { headers.append("Range: bytes=\(written)-") }
+                        let resumeFrom = written
+                        let ex = try exchange(
+                            host: host, url: url(host: host, "blobs/\(blob.digest)"), headers: headers,
+                            onData: { chunk in
+                                if written + Int64(chunk.count) > blob.size { return false }
+                                do throws(FileError) { try file.write(chunk) } catch { writeError = error; return false }
+                                hasher.update(chunk)
+                                written += Int64(chunk.count)
+                                progress(written)
+                                return true
+                            },
+                            onResponse: { status in
+                                // The server ignored Range: start over.
+                                if status == 200 && resumeFrom > 0 {
+                                    try? file.truncate(to: 0)
+                                    hasher = (try? Hasher(blob.digest.algorithm == .sha512 ? .sha512 : .sha256)) ?? hasher
+                                    written = 0
+                                }
+                            })
+                        if let writeError { throw .file(writeError) }
+                        retryAfter = Self.retryAfter(ex)
+                        switch ex.status {
+                        case 200, 206: break
+                        case 404: throw .notFound(what: "\(what) of \(reference.registry)/\(reference.repository)")
+                        case 401, 403: throw .unauthorized(registry: reference.registry, detail: "HTTP \(ex.status): \(Self.errorDetail(ex.body))")
+                        case 416 where written == blob.size: break
+                        default: throw .http(status: ex.status, url: url(host: host, "blobs/\(blob.digest)"), detail: Self.errorDetail(ex.body))
+                        }
+                        if written < blob.size {
+                            // Connection closed early: transient, resumed from `written`.
+                            throw .transport(CurlError(code: 18, message: "transfer ended after \(written) of \(blob.size) bytes", url: url(host: host, "blobs/\(blob.digest)")))
+                        }
+                    }
+                    done = true
+                    break hosts
+                } catch {
+                    lastError = error
+                    if case .unauthorized = error { throw error }
+                    if case .file = error { throw error }
+                }
+            }
+            guard done else {
+                if written > blob.size { throw .sizeMismatch(what: what, expected: blob.size, actual: written) }
+                throw lastError
+            }
+            let hex = hasher.finalize().hexString
+            if hex == blob.digest.hex { return }
+            if corruptRetries == 0 { throw .digestMismatch(what: what, expected: blob.digest, actual: hex) }
+            corruptRetries -= 1
+        }
+    }
+}

@@ -1,0 +1,159 @@
+import CCurl
+import Synchronization
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Bearer tokens shared by every transfer of one pull (one client per thread).
+public final class TokenCache: Sendable {
+    private let tokens = Mutex<[String: String]>([:])
+    public init() {}
+    func get(_ key: String) -> String? { tokens.withLock { $0[key] } }
+    func set(_ key: String, _ value: String) { tokens.withLock { $0[key] = value } }
+}
+
+/// An OCI distribution (v2) client for one repository, over libcurl. Not thread-safe: create one
+/// per thread (they can share a `TokenCache`). Split by concern: +Auth (challenges, tokens),
+/// +Fetch (manifests, blobs), +Error.
+public final class RegistryClient {
+    public let reference: Reference
+    let options: RegistryOptions
+    let tokens: TokenCache
+    let curl: CurlEasy
+
+    public init(reference: Reference, options: RegistryOptions, tokens: TokenCache = TokenCache()) throws(RegistryError) {
+        self.reference = reference
+        self.options = options
+        self.tokens = tokens
+        do { curl = try CurlEasy() } catch { throw .transport(error) }
+    }
+
+    /// Hosts to try: the registry's mirrors first, then the registry itself.
+    var hosts: [String] { (options.mirrors[reference.registry] ?? []) + [reference.apiHost] }
+
+    func url(host: String, _ path: String) -> String {
+        let scheme = options.isInsecure(host) || options.isInsecure(reference.registry) && host == reference.apiHost ? "http" : "https"
+        return "\(scheme)://\(host)/v2/\(reference.repository)/\(path)"
+    }
+
+    /// The outcome of one HTTP exchange.
+    struct Exchange {
+        var status: Int = 0
+        var headers: [(name: String, value: String)] = []
+        var body: [UInt8] = []
+
+        func header(_ name: String) -> String? { headers.last { $0.name == name }?.value }
+    }
+
+    /// One request with authentication: on a 401 challenge, obtains a token (or uses Basic
+    /// credentials) and repeats the request once. Successful (2xx) bodies go to `onData` when
+    /// given; error bodies are always buffered for the message.
+    func exchange(
+        host: String, url: String, headers: [String], onData: ((UnsafeRawBufferPointer) -> Bool)? = nil,
+        onResponse: ((Int) -> Void)? = nil, maximumBody: Int = 8 << 20
+    ) throws(RegistryError) -> Exchange {
+        var authorization = authorizationHeader(host: host)
+        for round in 0..<2 {
+            var result = Exchange()
+            var aborted = false
+            do {
+                curl.reset()
+                try curl.set(CURLOPT_URL, url)
+                try curl.set(CURLOPT_NOSIGNAL, true)
+                try curl.set(CURLOPT_FOLLOWLOCATION, true)
+                try curl.set(CURLOPT_MAXREDIRS, 10)
+                try curl.set(CURLOPT_CONNECTTIMEOUT, 20)
+                // A stalled transfer (< 1 byte/s for 60 s) is a transport error, so it is retried.
+                try curl.set(CURLOPT_LOW_SPEED_LIMIT, 1)
+                try curl.set(CURLOPT_LOW_SPEED_TIME, 60)
+                try curl.set(CURLOPT_ACCEPT_ENCODING, "identity")
+                if let ca = options.caFile { try curl.set(CURLOPT_CAINFO, ca) }
+                try curl.setHeaders(headers + (authorization.map { [$0] } ?? []))
+                var announced = false
+                try curl.perform(
+                    onHeader: { line in
+                        if line.hasPrefix("HTTP/") {
+                            result.headers.removeAll()
+                            let parts = line.split(separator: " ")
+                            result.status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
+                            announced = false
+                        } else {
+                            HTTPResponse.parseHeaderLine(line, into: &result.headers)
+                        }
+                    },
+                    onData: { chunk in
+                        if !announced {
+                            announced = true
+                            onResponse?(result.status)
+                        }
+                        if (200..<300).contains(result.status), let onData {
+                            if !onData(chunk) { aborted = true; return false }
+                            return true
+                        }
+                        guard result.body.count + chunk.count <= maximumBody else { return false }
+                        result.body.append(contentsOf: chunk)
+                        return true
+                    })
+            } catch {
+                if aborted { return result }
+                throw .transport(error)
+            }
+            if result.status == 401 && round == 0,
+               let next = try authorize(host: host, challenge: result.header("www-authenticate"))
+            {
+                authorization = next
+                continue
+            }
+            return result
+        }
+        throw .unauthorized(registry: reference.registry, detail: "the registry refused the credentials")
+    }
+
+    /// Runs `body` up to `options.attempts` times while it fails transiently, with exponential
+    /// backoff (or the server's `Retry-After`).
+    func withRetries<T>(_ what: String, _ body: (inout Double?) throws(RegistryError) -> T) throws(RegistryError) -> T {
+        var delay = options.initialBackoffSeconds
+        var attempt = 1
+        while true {
+            var retryAfter: Double? = nil
+            do {
+                return try body(&retryAfter)
+            } catch {
+                guard error.isTransient, attempt < options.attempts else { throw error }
+                let wait = min(retryAfter ?? delay, 30)
+                Self.sleep(seconds: wait)
+                delay *= 2
+                attempt += 1
+            }
+        }
+    }
+
+    static func sleep(seconds: Double) {
+        guard seconds > 0 else { return }
+        var ts = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))
+        var remaining = timespec()
+        while nanosleep(&ts, &remaining) != 0 && errno == EINTR { ts = remaining }
+    }
+
+    /// The registry's error message (`{"errors":[{"code":…,"message":…}]}`), or the body's first line.
+    static func errorDetail(_ body: [UInt8]) -> String {
+        struct Errors: Decodable {
+            struct Item: Decodable { var code: String?; var message: String? }
+            var errors: [Item]?
+        }
+        if let e = try? JSONDecoder().decode(Errors.self, from: Data(body)), let items = e.errors, !items.isEmpty {
+            return items.map { [$0.code, $0.message].compactMap { $0 }.joined(separator: ": ") }.joined(separator: "; ")
+        }
+        let text = String(decoding: body.prefix(200), as: UTF8.self)
+        return String(text.split(separator: "\n").first ?? "")
+    }
+
+    static func retryAfter(_ exchange: Exchange) -> Double? {
+        exchange.header("retry-after").flatMap { Double($0.trimming(" ")) }
+    }
+}

@@ -1,0 +1,144 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failed file-system call, with the path and the system's reason.
+public struct FileError: Error, CustomStringConvertible, Sendable {
+    public let operation: String
+    public let path: String
+    public let code: Int32
+    public var description: String { "\(operation) \(path): \(String(cString: strerror(code)))" }
+
+    static func last(_ operation: String, _ path: String) -> FileError {
+        FileError(operation: operation, path: path, code: errno)
+    }
+}
+
+/// An open file descriptor, closed when the value is released.
+public final class FileHandleFD {
+    public let fd: Int32
+    public let path: String
+
+    public init(path: String, flags: Int32, mode: mode_t = 0o644) throws(FileError) {
+        let fd = open(path, flags | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw .last("open", path) }
+        self.fd = fd
+        self.path = path
+    }
+
+    public static func create(_ path: String, mode: mode_t = 0o644) throws(FileError) -> FileHandleFD {
+        try FileHandleFD(path: path, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
+    }
+
+    public static func read(_ path: String) throws(FileError) -> FileHandleFD {
+        try FileHandleFD(path: path, flags: O_RDONLY)
+    }
+
+    deinit { close(fd) }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws(FileError) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .last("write", path)
+            }
+            offset += n
+        }
+    }
+
+    public func write(_ bytes: [UInt8]) throws(FileError) {
+        var failure: FileError? = nil
+        bytes.withUnsafeBytes { b in
+            do throws(FileError) { try write(b) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    public func truncate(to length: Int64) throws(FileError) {
+        guard ftruncate(fd, off_t(length)) == 0, lseek(fd, off_t(length), SEEK_SET) >= 0 else { throw .last("truncate", path) }
+    }
+
+    /// Reads up to `count` bytes; an empty result means end of file.
+    public func read(upTo count: Int) throws(FileError) -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: count)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .last("read", path)
+            }
+            return Array(buffer.prefix(n))
+        }
+    }
+
+    public func readAll() throws(FileError) -> [UInt8] {
+        var out: [UInt8] = []
+        while true {
+            let chunk = try read(upTo: 1 << 16)
+            if chunk.isEmpty { return out }
+            out += chunk
+        }
+    }
+}
+
+/// Small file-system helpers over libc (no full Foundation in the boot agent).
+public enum FileSystem {
+    public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    public static func size(_ path: String) -> Int64? {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int64(st.st_size) : nil
+    }
+
+    public static func readFile(_ path: String) throws(FileError) -> [UInt8] {
+        try FileHandleFD.read(path).readAll()
+    }
+
+    public static func writeFile(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(FileError) {
+        try FileHandleFD.create(path, mode: mode).write(bytes)
+    }
+
+    /// mkdir -p
+    public static func createDirectory(_ path: String, mode: mode_t = 0o755) throws(FileError) {
+        var current = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            current += "/" + part
+            if mkdir(current, mode) != 0 && errno != EEXIST { throw .last("mkdir", current) }
+        }
+    }
+
+    public static func rename(_ from: String, _ to: String) throws(FileError) {
+        guard Glibc.rename(from, to) == 0 else { throw .last("rename", "\(from) -> \(to)") }
+    }
+
+    public static func remove(_ path: String) { unlink(path) }
+
+    /// rm -rf for a directory Wyrcan created (does not follow symlinks).
+    public static func removeTree(_ path: String) {
+        guard let dir = opendir(path) else { unlink(path); return }
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
+            if name == "." || name == ".." { continue }
+            let child = path + "/" + name
+            var st = stat()
+            if lstat(child, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR { removeTree(child) } else { unlink(child) }
+        }
+        closedir(dir)
+        rmdir(path)
+    }
+
+    public static func temporaryDirectory(in parent: String = "/tmp", prefix: String = "wyrcan") throws(FileError) -> String {
+        var template = Array("\(parent)/\(prefix).XXXXXX".utf8CString)
+        guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw .last("mkdtemp", parent)
+        }
+        return String(cString: p)
+    }
+}

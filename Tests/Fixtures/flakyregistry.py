@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""A deliberately unreliable OCI registry (read-only, plain HTTP, loopback) serving an OCI image
+layout, to test retries, Range resume and digest checks against a real HTTP peer.
+
+    flakyregistry.py LAYOUT_DIR PORT_FILE [--cut-first] [--throttle-first] [--corrupt] [--ignore-range]
+
+--cut-first       the first GET of each blob sends half of it, then closes the connection
+--throttle-first  the first manifest request answers 429 with Retry-After: 1
+--corrupt         every blob is served with one byte flipped
+--ignore-range    Range headers are ignored (always 200 with the whole blob)
+--bearer          requires a Bearer token from GET /token (anonymous, or Basic wyrcan:s3cret for
+                  the "authenticated" token), announced by a WWW-Authenticate challenge
+Every request is logged to stdout as "METHOD PATH RANGE" so tests can assert on them.
+Serves any repository name; tags resolve through the layout's ref.name annotations.
+"""
+import base64, http.server, json, os, signal, sys, threading
+
+# Children of a test runner may inherit an ignored SIGTERM: exit on it explicitly.
+signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+
+layout, port_file = sys.argv[1], sys.argv[2]
+flags = set(sys.argv[3:])
+seen_blobs, state = set(), {"throttled": False}
+lock = threading.Lock()
+
+def index():
+    with open(os.path.join(layout, "index.json")) as f:
+        return json.load(f)
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def send_bytes(self, status, body, ctype="application/octet-stream", extra=None):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_GET(self):
+        rng = self.headers.get("Range", "-")
+        print(f"{self.command} {self.path} {rng} {self.headers.get('Authorization', '-')}", flush=True)
+        parts = self.path.split("/")
+        if self.path.startswith("/token"):
+            auth = self.headers.get("Authorization", "")
+            user = None
+            if auth.startswith("Basic "):
+                user = base64.b64decode(auth[6:]).decode()
+                if user != "wyrcan:s3cret":
+                    return self.send_bytes(401, b'{"errors":[{"code":"DENIED","message":"bad credentials"}]}', "application/json")
+            token = "token-for-" + ("wyrcan" if user else "anonymous")
+            return self.send_bytes(200, json.dumps({"token": token, "expires_in": 300}).encode(), "application/json")
+        if "--bearer" in flags and not self.headers.get("Authorization", "").startswith("Bearer token-for-"):
+            port = self.server.server_address[1]
+            challenge = f'Bearer realm="http://127.0.0.1:{port}/token",service="flaky",scope="repository:any/name:pull"'
+            return self.send_bytes(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}', "application/json", {"WWW-Authenticate": challenge})
+        if self.path == "/v2/":
+            return self.send_bytes(200, b"{}", "application/json")
+        if len(parts) < 5 or parts[1] != "v2":
+            return self.send_bytes(404, b'{"errors":[{"code":"NOT_FOUND","message":"no route"}]}', "application/json")
+        kind, ref = parts[-2], parts[-1]
+        if kind == "manifests":
+            with lock:
+                if "--throttle-first" in flags and not state["throttled"]:
+                    state["throttled"] = True
+                    return self.send_bytes(429, b'{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}', "application/json", {"Retry-After": "1"})
+            desc = None
+            for m in index()["manifests"]:
+                if m["digest"] == ref or m.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref:
+                    desc = m
+            if desc is None and ref.startswith("sha256:"):
+                path = os.path.join(layout, "blobs", "sha256", ref[7:])
+                if os.path.exists(path):
+                    body = open(path, "rb").read()
+                    mt = json.loads(body).get("mediaType", "application/vnd.oci.image.manifest.v1+json")
+                    return self.send_bytes(200, body, mt, {"Docker-Content-Digest": ref})
+            if desc is None:
+                return self.send_bytes(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}', "application/json")
+            body = open(os.path.join(layout, "blobs", "sha256", desc["digest"][7:]), "rb").read()
+            return self.send_bytes(200, body, desc["mediaType"], {"Docker-Content-Digest": desc["digest"]})
+        if kind == "blobs":
+            path = os.path.join(layout, "blobs", "sha256", ref[7:])
+            if not os.path.exists(path):
+                return self.send_bytes(404, b'{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}', "application/json")
+            body = bytearray(open(path, "rb").read())
+            if "--corrupt" in flags and body:
+                body[len(body) // 2] ^= 0xFF
+            with lock:
+                first = ref not in seen_blobs
+                seen_blobs.add(ref)
+            if "--cut-first" in flags and first and len(body) > 1:
+                half = len(body) // 2
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(bytes(body[:half]))
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            if rng != "-" and "--ignore-range" not in flags and rng.startswith("bytes="):
+                start = int(rng[6:].split("-")[0])
+                chunk = bytes(body[start:])
+                return self.send_bytes(206, chunk, extra={"Content-Range": f"bytes {start}-{len(body) - 1}/{len(body)}"})
+            return self.send_bytes(200, bytes(body))
+        return self.send_bytes(404, b"{}", "application/json")
+
+    do_HEAD = do_GET
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+with open(port_file + ".tmp", "w") as f:
+    f.write(str(server.server_address[1]))
+os.rename(port_file + ".tmp", port_file)
+server.serve_forever()

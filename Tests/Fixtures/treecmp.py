@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""Compares two unpacked root filesystems: paths, types, permission bits, owners, symlink targets,
+device numbers, file contents and hard-link groups. Prints each difference; exit 1 if any.
+
+    treecmp.py EXPECTED_DIR ACTUAL_DIR
+"""
+import hashlib, os, stat, sys
+
+def scan(root):
+    out, inodes = {}, {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, root)
+            st = os.lstat(full)
+            kind = stat.S_IFMT(st.st_mode)
+            rec = {"type": kind, "perm": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid}
+            if stat.S_ISLNK(st.st_mode):
+                rec["target"] = os.readlink(full)
+            elif stat.S_ISREG(st.st_mode):
+                with open(full, "rb") as f:
+                    rec["sha256"] = hashlib.sha256(f.read()).hexdigest()
+                inodes.setdefault(st.st_ino, []).append(rel)
+            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                rec["rdev"] = (os.major(st.st_rdev), os.minor(st.st_rdev))
+            out[rel] = rec
+    for paths in inodes.values():
+        group = tuple(sorted(paths))
+        for p in paths:
+            out[p]["links"] = group
+    return out
+
+def main():
+    a, b = scan(sys.argv[1]), scan(sys.argv[2])
+    diffs = []
+    for p in sorted(set(a) | set(b)):
+        if p not in b:
+            diffs.append(f"missing: {p}")
+        elif p not in a:
+            diffs.append(f"extra: {p}")
+        elif a[p] != b[p]:
+            diffs.append(f"differs: {p}: expected {a[p]}, got {b[p]}")
+    for d in diffs:
+        print(d)
+    print(f"compared {len(a)} paths, {len(diffs)} differences")
+    sys.exit(1 if diffs else 0)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+import Foundation
+import Testing
+
+/// `wyrcan convert` against real registries and tools: docker-registry (plain, TLS, Basic auth),
+/// skopeo for pushing, umoci as the reference unpacker, and an unreliable registry for retries.
+@Suite(.serialized) struct ConvertSystemTests {
+    /// Three layers (gzip, zstd, none) exercising whiteouts, opaque dirs, hard links across layers,
+    /// devices, fifos, owners, a symlinked kernel and init, and a replaced directory.
+    static let multiLayer = """
+        {"tag": "v1", "images": [{"layers": [
+         {"compression": "gzip", "entries": [
+           {"path": "bin", "type": "dir"}, {"path": "bin/sh", "type": "file", "content": "#!shell\\n", "mode": 493},
+           {"path": "boot", "type": "dir"}, {"path": "boot/vmlinuz-1", "type": "random", "size": 400000, "seed": 5},
+           {"path": "boot/wyrcan.kernel", "type": "symlink", "target": "vmlinuz-1"},
+           {"path": "init", "type": "symlink", "target": "/bin/sh"},
+           {"path": "etc", "type": "dir"}, {"path": "etc/old", "type": "file", "content": "old"},
+           {"path": "etc/keep", "type": "file", "content": "keep"},
+           {"path": "opt", "type": "dir"}, {"path": "opt/a", "type": "file", "content": "a"},
+           {"path": "opt/sub", "type": "dir"}, {"path": "opt/sub/b", "type": "file", "content": "b"},
+           {"path": "data", "type": "file", "content": "shared data", "mode": 416, "uid": 1000, "gid": 100},
+           {"path": "dev", "type": "dir"}, {"path": "dev/console", "type": "chardev", "major": 5, "minor": 1, "mode": 384},
+           {"path": "run", "type": "dir", "mode": 448}, {"path": "run/fifo", "type": "fifo"},
+           {"path": "var", "type": "dir"}, {"path": "var/lib", "type": "dir"}, {"path": "var/lib/x", "type": "file", "content": "x"},
+           {"path": "usr", "type": "dir"}, {"path": "usr/lib", "type": "dir"}, {"path": "usr/lib/libz", "type": "file", "content": "z"},
+           {"path": "big", "type": "random", "size": 2000000, "seed": 9}
+         ]},
+         {"compression": "zstd", "entries": [
+           {"path": "etc/old", "type": "whiteout"},
+           {"path": "opt", "type": "opaque"}, {"path": "opt/c", "type": "file", "content": "c"},
+           {"path": "link-to-data", "type": "hardlink", "target": "data"},
+           {"path": "var/lib", "type": "file", "content": "a file replaces a directory"},
+           {"path": "etc", "type": "dir", "mode": 488},
+           {"path": "boot/wyrcan.cmdline", "type": "file", "content": "quiet  root=live\\n"}
+         ]},
+         {"compression": "none", "entries": [
+           {"path": "link2", "type": "hardlink", "target": "link-to-data"},
+           {"path": "lib", "type": "symlink", "target": "usr/lib"},
+           {"path": "big", "type": "whiteout"}
+         ]}
+        ]}]}
+        """
+
+    static let twoPlatforms = """
+        {"tag": "multi", "images": [
+          {"platform": {"os": "linux", "architecture": "amd64"}, "layers": [{"entries": [
+            {"path": "boot", "type": "dir"}, {"path": "boot/wyrcan.kernel", "type": "file", "content": "amd64 kernel"},
+            {"path": "init", "type": "file", "content": "#!amd64", "mode": 493}]}]},
+          {"platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}, "layers": [{"entries": [
+            {"path": "boot", "type": "dir"}, {"path": "boot/wyrcan.kernel", "type": "file", "content": "arm64 kernel"},
+            {"path": "init", "type": "file", "content": "#!arm64", "mode": 493}]}]}
+        ]}
+        """
+
+    static let small = """
+        {"tag": "small", "images": [{"layers": [{"entries": [
+          {"path": "boot", "type": "dir"}, {"path": "boot/wyrcan.kernel", "type": "random", "size": 150000, "seed": 3},
+          {"path": "boot/wyrcan.cmdline", "type": "file", "content": "console=ttyS0"},
+          {"path": "init", "type": "file", "content": "#!/bin/sh", "mode": 493}]}]}]}
+        """
+
+    func unpack(initrd: String, compression: String = "zstd", into dir: String) throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let tool = ["zstd": "zstd -dc", "gzip": "gzip -dc", "none": "cat"][compression]!
+        let r = try Sys.sh("cd '\(dir)' && \(tool) '\(initrd)' | cpio -idm --quiet")
+        #expect(r.status == 0, "cpio -i: \(r.stderr)")
+    }
+
+    @Test func multiLayerFromRegistryMatchesUmoci() throws {
+        let work = try Sys.tempDir("multi")
+        let registry = try LocalRegistry(name: "plain")
+        try Sys.buildImage(Self.multiLayer, layout: work + "/layout")
+        try registry.push(layout: work + "/layout", tag: "v1", to: "test/multi")
+
+        let r = try Sys.wyrcan(["convert", "\(registry.host)/test/multi:v1", "--insecure-registry", registry.host, "--output", work + "/out"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.hasPrefix("sha256:"))
+        #expect(r.stderr.contains("layer 3/3"))
+        let cmdline = try String(contentsOfFile: work + "/out/cmdline", encoding: .utf8)
+        #expect(cmdline == "quiet root=live\n")
+
+        // The reference: umoci unpacks the same layers (gzip-only: umoci 0.4 has no zstd).
+        try Sys.buildImage(Self.multiLayer, layout: work + "/gz", gzipOnly: true)
+        let u = try Sys.run("/usr/bin/umoci", ["unpack", "--image", work + "/gz:v1", work + "/bundle"])
+        #expect(u.status == 0, "umoci: \(u.stderr)")
+        try unpack(initrd: work + "/out/initrd", into: work + "/rootfs")
+        let cmp = try Sys.run("/usr/bin/python3", [Sys.fixtures + "/treecmp.py", work + "/bundle/rootfs", work + "/rootfs"])
+        #expect(cmp.status == 0, "\(cmp.stdout)")
+
+        // The kernel is the symlink's target, byte for byte.
+        let kernel = try Data(contentsOf: URL(fileURLWithPath: work + "/out/kernel"))
+        let expected = try Data(contentsOf: URL(fileURLWithPath: work + "/bundle/rootfs/boot/vmlinuz-1"))
+        #expect(kernel == expected)
+        // What the layers did, spelled out.
+        let fm = FileManager.default
+        #expect(!fm.fileExists(atPath: work + "/rootfs/etc/old"))
+        #expect(fm.fileExists(atPath: work + "/rootfs/etc/keep"))
+        #expect(!fm.fileExists(atPath: work + "/rootfs/opt/a") && fm.fileExists(atPath: work + "/rootfs/opt/c"))
+        #expect(!fm.fileExists(atPath: work + "/rootfs/big"))
+        let a = try fm.attributesOfItem(atPath: work + "/rootfs/data")[.systemFileNumber] as? Int
+        let b = try fm.attributesOfItem(atPath: work + "/rootfs/link2")[.systemFileNumber] as? Int
+        #expect(a != nil && a == b, "hard links stay hard links")
+    }
+
+    @Test(arguments: ["gzip", "none"])
+    func otherCompressions(compression: String) throws {
+        let work = try Sys.tempDir("comp-\(compression)")
+        try Sys.buildImage(Self.small, layout: work + "/layout")
+        let r = try Sys.wyrcan(["convert", "oci:\(work)/layout:small", "--compression", compression, "--output", work + "/out", "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.isEmpty)
+        try unpack(initrd: work + "/out/initrd", compression: compression, into: work + "/rootfs")
+        #expect(FileManager.default.isExecutableFile(atPath: work + "/rootfs/init"))
+    }
+
+    @Test func platformSelectionFromAnIndex() throws {
+        let work = try Sys.tempDir("platforms")
+        let registry = try LocalRegistry(name: "platforms")
+        try Sys.buildImage(Self.twoPlatforms, layout: work + "/layout")
+        let p = try Sys.run("/usr/bin/skopeo", ["copy", "--quiet", "--all", "--dest-tls-verify=false", "oci:\(work)/layout:multi", "docker://\(registry.host)/test/multi:multi"])
+        #expect(p.status == 0, "\(p.stderr)")
+        let ref = "\(registry.host)/test/multi:multi"
+        let amd = try Sys.wyrcan(["convert", ref, "--insecure-registry", registry.host, "-o", work + "/amd", "--quiet"])
+        #expect(amd.status == 0, "\(amd.stderr)")
+        #expect(try String(contentsOfFile: work + "/amd/kernel", encoding: .utf8) == "amd64 kernel")
+        let arm = try Sys.wyrcan(["convert", ref, "--platform", "linux/arm64", "--insecure-registry", registry.host, "-o", work + "/arm", "--quiet"])
+        #expect(arm.status == 0, "\(arm.stderr)")
+        #expect(try String(contentsOfFile: work + "/arm/kernel", encoding: .utf8) == "arm64 kernel")
+        #expect(amd.stdout != arm.stdout, "each platform has its own manifest digest")
+        let none = try Sys.wyrcan(["convert", ref, "--platform", "linux/riscv64", "--insecure-registry", registry.host, "-o", work + "/none", "--quiet"])
+        #expect(none.status == 1)
+        #expect(none.stderr.contains("no image for platform linux/riscv64 (available: linux/amd64, linux/arm64/v8)"), "\(none.stderr)")
+        // By digest, too.
+        let digest = amd.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let byDigest = try Sys.wyrcan(["convert", "\(registry.host)/test/multi@\(digest)", "--insecure-registry", registry.host, "-o", work + "/d", "--quiet"])
+        #expect(byDigest.status == 0, "\(byDigest.stderr)")
+        #expect(byDigest.stdout == amd.stdout)
+    }
+
+    @Test func tlsWithTestCAAndBasicAuth() throws {
+        let work = try Sys.tempDir("tls")
+        let pki = try TestPKI()
+        let registry = try LocalRegistry(name: "auth", pki: pki, htpasswd: ("wyrcan", "s3cret"))
+        try Sys.buildImage(Self.small, layout: work + "/layout")
+        try registry.push(layout: work + "/layout", tag: "small", to: "test/small", credentials: ("wyrcan", "s3cret"))
+        let auth = "{\"auths\": {\"\(registry.host)\": {\"auth\": \"\(Data("wyrcan:s3cret".utf8).base64EncodedString())\"}}}"
+        try auth.write(toFile: work + "/auth.json", atomically: true, encoding: .utf8)
+        let bad = "{\"auths\": {\"\(registry.host)\": {\"username\": \"wyrcan\", \"password\": \"wrong\"}}}"
+        try bad.write(toFile: work + "/bad.json", atomically: true, encoding: .utf8)
+        let ref = "\(registry.host)/test/small:small"
+
+        let ok = try Sys.wyrcan(["convert", ref, "--ca-file", pki.caCert, "--auth-file", work + "/auth.json", "-o", work + "/out", "--quiet"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(FileManager.default.fileExists(atPath: work + "/out/initrd"))
+
+        let untrusted = try Sys.wyrcan(["convert", ref, "--auth-file", work + "/auth.json", "-o", work + "/x", "--quiet"])
+        #expect(untrusted.status == 1)
+        #expect(untrusted.stderr.lowercased().contains("certificate"), "\(untrusted.stderr)")
+
+        let wrong = try Sys.wyrcan(["convert", ref, "--ca-file", pki.caCert, "--auth-file", work + "/bad.json", "-o", work + "/x", "--quiet"])
+        #expect(wrong.status == 1)
+        #expect(wrong.stderr.contains("access denied"), "\(wrong.stderr)")
+
+        let anonymous = try Sys.wyrcan(["convert", ref, "--ca-file", pki.caCert, "-o", work + "/x", "--quiet"])
+        #expect(anonymous.status == 1)
+        #expect(anonymous.stderr.contains("none configured"), "\(anonymous.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: work + "/x/initrd"))
+    }
+
+    @Test func corruptedBlobNeverProducesArtifacts() throws {
+        let work = try Sys.tempDir("corrupt")
+        let registry = try LocalRegistry(name: "corrupt")
+        try Sys.buildImage(Self.small, layout: work + "/layout")
+        try registry.push(layout: work + "/layout", tag: "small", to: "test/small")
+        // Earlier artifacts in the output directory must survive a failed conversion.
+        try FileManager.default.createDirectory(atPath: work + "/out", withIntermediateDirectories: true)
+        try "previous".write(toFile: work + "/out/initrd", atomically: true, encoding: .utf8)
+
+        let manifest = try Sys.sh("curl -s -H 'Accept: application/vnd.oci.image.manifest.v1+json' http://\(registry.host)/v2/test/small/manifests/small")
+        let layer = try #require((try JSONSerialization.jsonObject(with: Data(manifest.stdout.utf8)) as? [String: Any])?["layers"] as? [[String: Any]])
+        let digest = try #require(layer.first?["digest"] as? String)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: registry.blobPath(digest)))
+        bytes[bytes.count / 2] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: registry.blobPath(digest)))
+
+        let r = try Sys.wyrcan(["convert", "\(registry.host)/test/small:small", "--insecure-registry", registry.host, "-o", work + "/out", "--quiet"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("blob \(digest): content digest is sha256:"), "\(r.stderr)")
+        #expect(r.stderr.contains("refusing corrupted data"))
+        #expect(try String(contentsOfFile: work + "/out/initrd", encoding: .utf8) == "previous")
+        #expect(!FileManager.default.fileExists(atPath: work + "/out/kernel"))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: work + "/out")
+        #expect(leftovers == ["initrd"], "\(leftovers)")
+    }
+
+    @Test func interruptedTransfersResumeWithRange() throws {
+        let work = try Sys.tempDir("flaky")
+        try Sys.buildImage(Self.multiLayer, layout: work + "/layout")
+        let flaky = try Background("/usr/bin/python3", [Sys.fixtures + "/flakyregistry.py", work + "/layout", work + "/port", "--cut-first", "--throttle-first"], log: work + "/flaky.log")
+        defer { flaky.stop() }
+        try Sys.waitFor("flaky registry") { FileManager.default.fileExists(atPath: work + "/port") }
+        let host = "127.0.0.1:" + (try String(contentsOfFile: work + "/port", encoding: .utf8))
+        let r = try Sys.wyrcan(["convert", "\(host)/any/name:v1", "--insecure-registry", host, "-o", work + "/out", "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let log = flaky.output
+        #expect(log.contains("bytes="), "no Range request in:\n\(log)")
+        #expect(log.components(separatedBy: "/manifests/v1").count - 1 >= 2, "the 429 was retried")
+        #expect(FileManager.default.fileExists(atPath: work + "/out/initrd"))
+    }
+
+    @Test func serverIgnoringRangeStillYieldsTheRightBytes() throws {
+        let work = try Sys.tempDir("norange")
+        try Sys.buildImage(Self.small, layout: work + "/layout")
+        let flaky = try Background("/usr/bin/python3", [Sys.fixtures + "/flakyregistry.py", work + "/layout", work + "/port", "--cut-first", "--ignore-range"], log: work + "/flaky.log")
+        defer { flaky.stop() }
+        try Sys.waitFor("flaky registry") { FileManager.default.fileExists(atPath: work + "/port") }
+        let host = "127.0.0.1:" + (try String(contentsOfFile: work + "/port", encoding: .utf8))
+        let r = try Sys.wyrcan(["convert", "\(host)/x/y:small", "--insecure-registry", host, "-o", work + "/out", "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+    }
+
+    @Test func corruptServerIsRefused() throws {
+        let work = try Sys.tempDir("corrupt-server")
+        try Sys.buildImage(Self.small, layout: work + "/layout")
+        let flaky = try Background("/usr/bin/python3", [Sys.fixtures + "/flakyregistry.py", work + "/layout", work + "/port", "--corrupt"], log: work + "/flaky.log")
+        defer { flaky.stop() }
+        try Sys.waitFor("flaky registry") { FileManager.default.fileExists(atPath: work + "/port") }
+        let host = "127.0.0.1:" + (try String(contentsOfFile: work + "/port", encoding: .utf8))
+        let r = try Sys.wyrcan(["convert", "\(host)/x/y:small", "--insecure-registry", host, "-o", work + "/out", "--quiet"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("refusing corrupted data"), "\(r.stderr)")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: work + "/out")) == [])
+    }
+
+    @Test(arguments: [
+        ("""
+         {"images": [{"layers": [{"entries": [{"path": "init", "type": "file", "content": "x", "mode": 493}]}]}]}
+         """, "the image has no /boot/wyrcan.kernel: install a kernel"),
+        ("""
+         {"images": [{"layers": [{"entries": [{"path": "boot", "type": "dir"}, {"path": "boot/wyrcan.kernel", "type": "file", "content": "k"}]}]}]}
+         """, "the image has no /init: symlink its init system there"),
+        ("""
+         {"images": [{"layers": [{"entries": [{"path": "boot", "type": "dir"}, {"path": "boot/wyrcan.kernel", "type": "file", "content": "k"},
+           {"path": "init", "type": "file", "content": "x", "mode": 420}]}]}]}
+         """, "/init (/init) is not executable (mode 644)"),
+        ("""
+         {"images": [{"layers": [{"entries": [{"path": "boot", "type": "dir"}, {"path": "boot/wyrcan.kernel", "type": "symlink", "target": "../../../etc/k"},
+           {"path": "init", "type": "file", "content": "x", "mode": 493}]}]}]}
+         """, "the image has no /boot/wyrcan.kernel"),
+        ("""
+         {"images": [{"layers": [{"entries": [{"path": "../escape", "type": "file", "content": "x"}]}]}]}
+         """, "entry '../escape' points outside the image root"),
+    ])
+    func brokenImagesExplainWhatIsMissing(spec: String, message: String) throws {
+        let work = try Sys.tempDir("broken-\(abs(message.hashValue))")
+        try Sys.buildImage(spec, layout: work + "/layout")
+        let r = try Sys.wyrcan(["convert", "oci:\(work)/layout", "-o", work + "/out", "--quiet"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains(message), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1)
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: work + "/out")) == [])
+    }
+
+    @Test func ociArchive() throws {
+        let work = try Sys.tempDir("archive")
+        try Sys.buildImage(Self.small, layout: work + "/layout")
+        try Sys.sh("cd '\(work)/layout' && tar -cf ../image.tar .")
+        let r = try Sys.wyrcan(["convert", "oci-archive:\(work)/image.tar:small", "-o", work + "/out", "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try String(contentsOfFile: work + "/out/cmdline", encoding: .utf8) == "console=ttyS0\n")
+    }
+}
+
+extension ConvertSystemTests {
+    @Test func bearerTokenFlow() throws {
+        let work = try Sys.tempDir("bearer")
+        try Sys.buildImage(Self.small, layout: work + "/layout")
+        let flaky = try Background("/usr/bin/python3", [Sys.fixtures + "/flakyregistry.py", work + "/layout", work + "/port", "--bearer"], log: work + "/flaky.log")
+        defer { flaky.stop() }
+        try Sys.waitFor("token registry") { FileManager.default.fileExists(atPath: work + "/port") }
+        let host = "127.0.0.1:" + (try String(contentsOfFile: work + "/port", encoding: .utf8))
+        let anonymous = try Sys.wyrcan(["convert", "\(host)/any/name:small", "--insecure-registry", host, "-o", work + "/a", "--quiet"])
+        #expect(anonymous.status == 0, "\(anonymous.stderr)")
+        #expect(flaky.output.contains("GET /token?service=flaky&scope=repository%3Aany%2Fname%3Apull"), "\(flaky.output)")
+        #expect(flaky.output.contains("Bearer token-for-anonymous"))
+
+        let auth = "{\"auths\": {\"\(host)\": {\"auth\": \"\(Data("wyrcan:s3cret".utf8).base64EncodedString())\"}}}"
+        try auth.write(toFile: work + "/auth.json", atomically: true, encoding: .utf8)
+        let user = try Sys.wyrcan(["convert", "\(host)/any/name:small", "--insecure-registry", host, "--auth-file", work + "/auth.json", "-o", work + "/u", "--quiet"])
+        #expect(user.status == 0, "\(user.stderr)")
+        #expect(flaky.output.contains("Bearer token-for-wyrcan"))
+
+        let bad = "{\"auths\": {\"\(host)\": {\"username\": \"wyrcan\", \"password\": \"nope\"}}}"
+        try bad.write(toFile: work + "/bad.json", atomically: true, encoding: .utf8)
+        let denied = try Sys.wyrcan(["convert", "\(host)/any/name:small", "--insecure-registry", host, "--auth-file", work + "/bad.json", "-o", work + "/b", "--quiet"])
+        #expect(denied.status == 1)
+        #expect(denied.stderr.contains("token service refused user wyrcan with HTTP 401: DENIED: bad credentials"), "\(denied.stderr)")
+    }
+}
