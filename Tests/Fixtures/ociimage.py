@@ -14,9 +14,31 @@ Spec: {"tag": "latest", "images": [{"platform": {"os": "linux", "architecture": 
 ENTRY: {"path": "etc/motd", "type": "file", "content": "hi\\n", "mode": 420, "uid": 0, "gid": 0,
         "mtime": 1700000000}  types: file, dir, symlink (target), hardlink (target), fifo,
         chardev/blockdev (major, minor), whiteout (path = what to hide), opaque (path = the dir),
-        random (size, seed: a regular file of pseudo-random bytes).
+        random (size, seed: a regular file of pseudo-random bytes), text (size, seed: compressible).
 """
 import gzip, hashlib, io, json, os, random, subprocess, sys, tarfile
+
+_POOL = None
+
+def text_bytes(size, seed):
+    global _POOL
+    if _POOL is None:
+        rng = random.Random(12345)
+        words = [bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz_0123456789", k=rng.randint(2, 9))) for _ in range(4096)]
+        parts, n = [], 0
+        while n < 8_000_000:
+            w = words[rng.getrandbits(12)] + (b"\n" if rng.random() < 0.1 else b" ")
+            parts.append(w)
+            n += len(w)
+        _POOL = b"".join(parts)
+    rng = random.Random(seed)
+    out, n = [], 0
+    while n < size:
+        start = rng.randrange(0, len(_POOL) - 65536)
+        chunk = _POOL[start:start + min(65536, size - n)]
+        out.append(chunk)
+        n += len(chunk)
+    return b"".join(out)
 
 def member(e):
     t = e["type"]
@@ -41,6 +63,10 @@ def member(e):
     elif t == "random":
         rng = random.Random(e.get("seed", 1))
         data = rng.randbytes(e["size"])
+    elif t == "text":
+        # Compressible like real binaries and text (~3:1 with gzip): words from a small vocabulary,
+        # built once into a pool and sliced at random offsets per file (fast for large images).
+        data = text_bytes(e["size"], e.get("seed", 1))
     if data is not None:
         info.type = tarfile.REGTYPE
         info.size = len(data)
