@@ -13,6 +13,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // Only wyrcan-serve uses Yams (it links full Foundation; the boot agent must not).
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // C libraries, each reached only through its wrapper in WyrcanChain/Platform.
@@ -46,7 +48,7 @@ let package = Package(
         .executableTarget(
             name: "WyrcanServe",
             dependencies: [
-                "WyrcanChain",
+                "WyrcanChain", "Yams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -55,9 +57,10 @@ let package = Package(
         .testTarget(name: "WyrcanChainTests", dependencies: ["WyrcanChain"]),
         // Runs the built executables as a user would; depending on them makes `swift test` build them.
         .testTarget(name: "WyrcanBootTests", dependencies: ["WyrcanChain", "WyrcanBoot", "WyrcanServe"]),
+        .testTarget(name: "WyrcanServeTests", dependencies: ["WyrcanServe", "WyrcanChain"]),
         // Real peers on loopback: docker-registry, umoci, skopeo, an unreliable registry.
         .testTarget(
-            name: "WyrcanSystemTests", dependencies: ["WyrcanChain", "WyrcanBoot"],
+            name: "WyrcanSystemTests", dependencies: ["WyrcanChain", "WyrcanBoot", "WyrcanServe"],
             exclude: ["../Fixtures"]),
     ]
 )

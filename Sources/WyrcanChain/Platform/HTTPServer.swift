@@ -14,6 +14,14 @@ public struct HTTPServerRequest: Sendable {
     public var headers: [String: String]
     public var body: [UInt8]
 
+    public init(method: String, path: String, query: [(name: String, value: String)] = [], headers: [String: String] = [:], body: [UInt8] = []) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+    }
+
     public func queryValue(_ name: String) -> String? { query.first { $0.name == name }?.value }
     public func header(_ name: String) -> String? { headers[name.lowercased()] }
 }

@@ -1,0 +1,173 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import WyrcanChain
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve boot scripts, cmdlines and assets (the default command).",
+        discussion: """
+            ENDPOINTS
+              GET  /boot.ipxe            bootstrap: chains to /ipxe?mac=${net0/mac}, retrying
+              GET  /ipxe?mac=MAC         the host's iPXE script (also /ipxe/MAC)
+              GET  /cmdline?mac=MAC      the host's Wyrcan cmdline
+              GET  /v1/boot/MAC          {kernel, initrd, cmdline} for Pixiecore's API mode
+              GET  /assets/PATH          files from --assets (HEAD, Range, ETag, sendfile)
+              POST /v1/report/MAC        boot progress from Wyrcan (wyr.report=)
+              GET  /v1/hosts             every known host with its last report
+              GET  /metrics, /healthz
+
+            TLS PROFILES (--https)
+              modern       TLS 1.3 and TLS 1.2 with ECDHE + AEAD (GCM, ChaCha20) only
+              ipxe-compat  modern plus the TLS 1.2 RSA key exchange AES-CBC SHA1/SHA256 suites
+                           that iPXE before 2.0 speaks (AES128-SHA256, AES256-SHA256, …)
+            Debian's iPXE ROMs have no HTTPS at all: point them at the --http listener.
+
+            The inventory is reloaded on SIGHUP and when the file changes; a file with errors is
+            refused (the previous one keeps serving) and the errors are logged.
+
+            EXAMPLE
+              wyrcan-serve --config examples/fleet.yaml --assets out --http 0.0.0.0:8080 \\
+                --https 0.0.0.0:8443 --tls-profile ipxe-compat --self-signed
+            """)
+
+    @Option(help: "The inventory YAML file.")
+    var config: String
+
+    @Option(help: "Directory served under /assets/ (Wyrcan kernels and initrds).")
+    var assets: String
+
+    @Option(help: ArgumentHelp("Plain-HTTP listener.", valueName: "ADDR:PORT"))
+    var http: String?
+
+    @Option(help: ArgumentHelp("HTTPS listener.", valueName: "ADDR:PORT"))
+    var https: String?
+
+    @Option(help: "TLS profile of the HTTPS listener: modern or ipxe-compat.")
+    var tlsProfile: String = "modern"
+
+    @Option(help: "PEM certificate (chain) for --https.")
+    var cert: String?
+
+    @Option(help: "PEM private key for --https.")
+    var key: String?
+
+    @Flag(help: "Generate a throw-away self-signed certificate for --https (demos only).")
+    var selfSigned = false
+
+    @Option(help: "Worker threads per listener.")
+    var threads: Int = 4
+
+    @Option(help: "Base URL machines use to reach this server (default: from each request's Host header).")
+    var publicURL: String?
+
+    @Option(help: "Seconds between checks of the inventory file for changes (0: only SIGHUP).")
+    var watchInterval: Int = 2
+
+    func validate() throws {
+        if http == nil && https == nil { throw ValidationError("give --http ADDR:PORT and/or --https ADDR:PORT") }
+        if https != nil && !selfSigned && (cert == nil || key == nil) { throw ValidationError("--https needs --cert and --key (or --self-signed)") }
+        if TLSProfile(rawValue: tlsProfile) == nil { throw ValidationError("--tls-profile must be modern or ipxe-compat") }
+        if threads < 1 || threads > 256 { throw ValidationError("--threads must be 1…256") }
+        if let publicURL, !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) || publicURL.contains(" ") || publicURL.contains("${") {
+            throw ValidationError("--public-url must be an http(s) URL without spaces")
+        }
+    }
+
+    func run() throws {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        let logger = Logger(label: "wyrcan-serve")
+        guard FileSystem.isDirectory(assets) else { throw ValidationError("--assets \(assets): not a directory") }
+        let store: InventoryStore
+        do throws(InventoryErrors) { store = try InventoryStore(path: config, logger: logger) } catch {
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            throw ExitCode(1)
+        }
+        let server = BootServer(store: store, state: FleetState(), assets: AssetHandler(root: assets), publicURL: publicURL, logger: logger)
+        var listeners: [HTTPServer] = []
+        do {
+            if let http {
+                let (host, port) = try Self.address(http)
+                listeners.append(try HTTPServer(.init(host: host, port: port, threads: threads)) { server.handle($0) })
+                logger.info("listening on http://\(host):\(listeners.last!.port)")
+            }
+            if let https {
+                let (host, port) = try Self.address(https)
+                let (certPEM, keyPEM) = try selfSigned ? SelfSigned.generate() : (String(contentsOfFile: cert!, encoding: .utf8), String(contentsOfFile: key!, encoding: .utf8))
+                let profile = TLSProfile(rawValue: tlsProfile)!
+                let tls = HTTPServer.TLS(certificatePEM: certPEM, keyPEM: keyPEM, priorities: profile.priorities)
+                listeners.append(try HTTPServer(.init(host: host, port: port, threads: threads, tls: tls)) { server.handle($0) })
+                logger.info("listening on https://\(host):\(listeners.last!.port) (TLS profile \(profile.rawValue))")
+            }
+        } catch let error as HTTPServerError {
+            throw ValidationError(error.description)
+        }
+        logger.info("serving \(store.inventory.hosts.count) hosts from \(config), assets from \(assets)")
+
+        signal(SIGHUP, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        let hup = DispatchSource.makeSignalSource(signal: SIGHUP)
+        hup.setEventHandler { store.reload(reason: "SIGHUP") }
+        hup.resume()
+        let stop: @Sendable () -> Void = {
+            logger.info("stopping")
+            Foundation.exit(0)
+        }
+        let term = DispatchSource.makeSignalSource(signal: SIGTERM)
+        term.setEventHandler(handler: stop)
+        term.resume()
+        let int = DispatchSource.makeSignalSource(signal: SIGINT)
+        int.setEventHandler(handler: stop)
+        int.resume()
+        var timer: DispatchSourceTimer? = nil
+        if watchInterval > 0 {
+            let t = DispatchSource.makeTimerSource()
+            t.schedule(deadline: .now() + .seconds(watchInterval), repeating: .seconds(watchInterval))
+            t.setEventHandler { store.reloadIfChanged() }
+            t.resume()
+            timer = t
+        }
+        withExtendedLifetime((listeners, hup, term, int, timer)) { dispatchMain() }
+    }
+
+    static func address(_ text: String) throws -> (String, UInt16) {
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else {
+            throw ValidationError("'\(text)' is not ADDR:PORT")
+        }
+        return (String(text[..<colon]), port)
+    }
+}
+
+/// GnuTLS priority strings (Debian's libmicrohttpd uses GnuTLS).
+enum TLSProfile: String {
+    case modern
+    case ipxeCompat = "ipxe-compat"
+
+    var priorities: String {
+        let modern = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-RSA:+ECDHE-ECDSA"
+        switch self {
+        case .modern: return modern
+        case .ipxeCompat: return modern + ":+AES-128-CBC:+AES-256-CBC:+SHA1:+SHA256:+RSA"
+        }
+    }
+}
+
+/// A throw-away self-signed certificate, made with the openssl command (demos only).
+enum SelfSigned {
+    static func generate() throws -> (String, String) {
+        let dir = try FileSystem.temporaryDirectory(prefix: "wyrcan-serve-tls")
+        defer { FileSystem.removeTree(dir) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        p.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem",
+                       "-days", "30", "-subj", "/CN=wyrcan-serve", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:10.0.2.2"]
+        p.standardError = FileHandle.nullDevice
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw ValidationError("--self-signed: openssl req failed") }
+        return (try String(contentsOfFile: dir + "/cert.pem", encoding: .utf8), try String(contentsOfFile: dir + "/key.pem", encoding: .utf8))
+    }
+}

@@ -1,0 +1,105 @@
+import WyrcanChain
+
+/// The fleet inventory: which Wyrcan release, image, arguments, network and volumes each machine
+/// boots with, by MAC. A host inherits `defaults` ← its `group` ← its own settings.
+struct Inventory: Sendable {
+    struct Release: Sendable, Equatable {
+        var kernel: String
+        var initrd: String
+    }
+
+    enum Mode: String, Sendable {
+        /// Netboot Wyrcan with the host's cmdline.
+        case boot
+        /// Leave iPXE and boot from the local disk.
+        case exit
+    }
+
+    enum UnknownPolicy: String, Sendable {
+        /// Unknown MACs boot with `defaults`.
+        case `default`
+        /// Unknown MACs boot from disk.
+        case exit
+        /// Unknown MACs get HTTP 404 and no script.
+        case deny
+    }
+
+    /// Settings shared by defaults, groups and hosts; nil/empty means "inherit".
+    struct Profile: Sendable {
+        var release: String?
+        /// One image, or several: a chain of Wyrcan stages (first booted first) ending in the OS.
+        var images: [String]?
+        /// Each entry is one `wyr.arg` value for the final system (may hold spaces).
+        var args: [String] = []
+        /// networkd files: FILE[.KIND] → section → key → values; a section may repeat.
+        var net: [NetFile] = []
+        var volumes: [String] = []
+        var s3: [String] = []
+        var insecure: [String] = []
+        var platform: String?
+        var rescue: Bool?
+        var mode: Mode?
+        /// Parameters for the Wyrcan kernel itself (console=ttyS0, …).
+        var kernelArgs: [String] = []
+    }
+
+    struct NetFile: Sendable, Equatable {
+        var name: String
+        var kind: String
+        /// (section, entries) in order; the same section name may appear more than once.
+        var sections: [(name: String, entries: [(key: String, value: String)])]
+
+        static func == (a: NetFile, b: NetFile) -> Bool {
+            a.name == b.name && a.kind == b.kind && a.sections.count == b.sections.count
+                && zip(a.sections, b.sections).allSatisfy { x, y in
+                    x.name == y.name && x.entries.elementsEqual(y.entries) { $0.key == $1.key && $0.value == $1.value }
+                }
+        }
+    }
+
+    struct Host: Sendable {
+        var mac: MACAddress
+        var group: String?
+        var profile: Profile
+        /// Where the host is defined, for messages.
+        var line: Int
+    }
+
+    var source: String
+    var releases: [String: Release]
+    var defaults: Profile
+    var groups: [String: Profile]
+    var hosts: [MACAddress: Host]
+    var unknown: UnknownPolicy
+
+    /// The effective settings of a host (or of an unknown MAC under `unknown: default`).
+    func profile(for mac: MACAddress) -> (Profile, group: String?)? {
+        if let host = hosts[mac] {
+            var p = defaults
+            if let g = host.group, let group = groups[g] { p = p.merged(with: group) }
+            return (p.merged(with: host.profile), host.group)
+        }
+        return unknown == .default ? (defaults, nil) : nil
+    }
+}
+
+extension Inventory.Profile {
+    /// `self` overridden by `upper`: scalars replace, lists append, net files replace by name.
+    func merged(with upper: Inventory.Profile) -> Inventory.Profile {
+        var p = self
+        if let r = upper.release { p.release = r }
+        if let i = upper.images { p.images = i }
+        p.args += upper.args
+        for file in upper.net {
+            if let i = p.net.firstIndex(where: { $0.name == file.name && $0.kind == file.kind }) { p.net[i] = file } else { p.net.append(file) }
+        }
+        p.volumes += upper.volumes
+        p.s3 += upper.s3
+        p.insecure += upper.insecure.filter { !p.insecure.contains($0) }
+        if let v = upper.platform { p.platform = v }
+        if let v = upper.rescue { p.rescue = v }
+        if let v = upper.mode { p.mode = v }
+        p.kernelArgs += upper.kernelArgs
+        return p
+    }
+}

@@ -1,0 +1,228 @@
+import Foundation
+import WyrcanChain
+import Yams
+
+/// Reads and validates an inventory file as a whole. Every host's boot configuration is rendered
+/// once here, so a file that loads can always be served.
+struct InventoryLoader {
+    let file: String
+    private var errors: [InventoryError] = []
+
+    init(file: String) { self.file = file }
+
+    static func load(_ path: String) throws(InventoryErrors) -> Inventory {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw InventoryErrors(errors: [InventoryError(file: path, line: 0, field: "file", reason: "cannot read: \(error.localizedDescription)")])
+        }
+        return try load(text: text, file: path)
+    }
+
+    static func load(text: String, file: String) throws(InventoryErrors) -> Inventory {
+        var loader = InventoryLoader(file: file)
+        let inventory = loader.parse(text)
+        // Render only a structurally sound file, so one mistake is reported once.
+        if let inventory, loader.errors.isEmpty { loader.renderAll(inventory) }
+        guard loader.errors.isEmpty, let inventory else {
+            throw InventoryErrors(errors: loader.errors.sorted { ($0.line, $0.field) < ($1.line, $1.field) })
+        }
+        return inventory
+    }
+
+    // MARK: - Structure
+
+    private mutating func fail(_ node: Node?, _ field: String, _ reason: String) {
+        errors.append(InventoryError(file: file, line: node.map(Self.line) ?? 0, field: field, reason: reason))
+    }
+
+    static func line(_ node: Node) -> Int { node.mark.map { $0.line } ?? 0 }
+
+    private mutating func parse(_ text: String) -> Inventory? {
+        let root: Node?
+        do { root = try Yams.compose(yaml: text) } catch let error as YamlError {
+            fail(nil, "yaml", "\(error)".split(separator: "\n").joined(separator: " "))
+            if case .scanner(_, _, let mark, _) = error { errors[errors.count - 1].line = mark.line }
+            if case .parser(_, _, let mark, _) = error { errors[errors.count - 1].line = mark.line }
+            return nil
+        } catch {
+            fail(nil, "yaml", "\(error)")
+            return nil
+        }
+        guard let root, case .mapping(let top) = root else {
+            fail(root, "file", "must be a mapping with releases, defaults, groups, hosts, unknown")
+            return nil
+        }
+        var inventory = Inventory(source: file, releases: [:], defaults: .init(), groups: [:], hosts: [:], unknown: .default)
+        for (key, value) in top {
+            switch key.string {
+            case "releases": inventory.releases = releases(value)
+            case "defaults": inventory.defaults = profile(value, field: "defaults", allowGroup: false).0
+            case "groups":
+                guard case .mapping(let m) = value else { fail(value, "groups", "must be a mapping of group name to settings"); continue }
+                for (name, settings) in m {
+                    inventory.groups[name.string ?? ""] = profile(settings, field: "groups.\(name.string ?? "")", allowGroup: false).0
+                }
+            case "hosts":
+                guard case .mapping(let m) = value else { fail(value, "hosts", "must be a mapping of MAC address to settings"); continue }
+                for (key, settings) in m {
+                    let text = key.string ?? ""
+                    guard let mac = MACAddress(text) else {
+                        fail(key, "hosts.\(text)", "not a MAC address (use aa:bb:cc:dd:ee:ff, aa-bb-…, aabbccddeeff or aabb.ccdd.eeff)")
+                        continue
+                    }
+                    let (p, group) = profile(settings, field: "hosts.\(text)", allowGroup: true)
+                    if let existing = inventory.hosts[mac] {
+                        fail(key, "hosts.\(text)", "\(mac) is already defined on line \(existing.line) (MACs are compared in any notation)")
+                        continue
+                    }
+                    inventory.hosts[mac] = Inventory.Host(mac: mac, group: group, profile: p, line: Self.line(key))
+                }
+            case "unknown":
+                guard let s = value.string, let policy = Inventory.UnknownPolicy(rawValue: s) else {
+                    fail(value, "unknown", "must be default, exit or deny"); continue
+                }
+                inventory.unknown = policy
+            default:
+                fail(key, key.string ?? "?", "unknown key (expected releases, defaults, groups, hosts, unknown)")
+            }
+        }
+        for host in inventory.hosts.values {
+            if let g = host.group, inventory.groups[g] == nil {
+                errors.append(InventoryError(file: file, line: host.line, field: "hosts.\(host.mac).group", reason: "no group named '\(g)'"))
+            }
+        }
+        return inventory
+    }
+
+    private mutating func releases(_ node: Node) -> [String: Inventory.Release] {
+        guard case .mapping(let m) = node else { fail(node, "releases", "must be a mapping of release name to {kernel, initrd}"); return [:] }
+        var out: [String: Inventory.Release] = [:]
+        for (key, value) in m {
+            let name = key.string ?? ""
+            let field = "releases.\(name)"
+            guard case .mapping(let r) = value else { fail(value, field, "must be {kernel: PATH, initrd: PATH}"); continue }
+            var kernel: String?, initrd: String?
+            for (k, v) in r {
+                switch k.string {
+                case "kernel": kernel = assetPath(v, field: field + ".kernel")
+                case "initrd": initrd = assetPath(v, field: field + ".initrd")
+                default: fail(k, field + ".\(k.string ?? "?")", "unknown key (expected kernel, initrd)")
+                }
+            }
+            guard let kernel, let initrd else { fail(value, field, "needs both kernel and initrd"); continue }
+            out[name] = Inventory.Release(kernel: kernel, initrd: initrd)
+        }
+        return out
+    }
+
+    /// Asset paths end up in URLs and iPXE lines: relative, no '..', a safe character set.
+    private mutating func assetPath(_ node: Node, field: String) -> String? {
+        guard let s = node.string, !s.isEmpty else { fail(node, field, "must be a path relative to --assets"); return nil }
+        let ok = !s.hasPrefix("/") && !s.split(separator: "/").contains("..") && s.unicodeScalars.allSatisfy {
+            ($0.value >= 0x30 && $0.value <= 0x39) || ($0.value >= 0x41 && $0.value <= 0x5A) || ($0.value >= 0x61 && $0.value <= 0x7A)
+                || $0 == "." || $0 == "_" || $0 == "-" || $0 == "/"
+        }
+        guard ok else { fail(node, field, "'\(s)' must be relative, without '..', of letters, digits, '.', '_', '-', '/'"); return nil }
+        return s
+    }
+
+    private mutating func strings(_ node: Node, field: String) -> [String] {
+        if case .scalar = node, let s = node.string { return [s] }
+        guard case .sequence(let seq) = node else { fail(node, field, "must be a list of strings"); return [] }
+        var out: [String] = []
+        for (i, item) in seq.enumerated() {
+            guard case .scalar = item, let s = item.string else { fail(item, "\(field)[\(i)]", "must be a string"); continue }
+            out.append(s)
+        }
+        return out
+    }
+
+    private mutating func profile(_ node: Node, field: String, allowGroup: Bool) -> (Inventory.Profile, String?) {
+        var p = Inventory.Profile()
+        var group: String? = nil
+        guard case .mapping(let m) = node else { fail(node, field, "must be a mapping of settings"); return (p, nil) }
+        for (key, value) in m {
+            let name = key.string ?? "?"
+            let f = "\(field).\(name)"
+            switch name {
+            case "group" where allowGroup: group = value.string
+            case "release": p.release = value.string
+            case "image": p.images = strings(value, field: f)
+            case "args":
+                p.args = strings(value, field: f)
+                if case .sequence(let items) = value {
+                    for (i, item) in items.enumerated() {
+                        let tokens = KernelCmdline.tokenize(item.string ?? "")
+                        if tokens.contains(where: \.unterminatedQuote) || !tokens.allSatisfy(\.isValidUTF8) {
+                            fail(item, "\(f)[\(i)]", "'\(item.string ?? "")' has an unbalanced double quote (or an unquoted character containing byte 0xA0)")
+                        }
+                    }
+                }
+            case "kernel_args": p.kernelArgs = strings(value, field: f)
+            case "volumes": p.volumes = strings(value, field: f)
+            case "s3": p.s3 = strings(value, field: f)
+            case "insecure": p.insecure = strings(value, field: f)
+            case "platform": p.platform = value.string
+            case "rescue":
+                guard let b = value.bool else { fail(value, f, "must be true or false"); continue }
+                p.rescue = b
+            case "mode":
+                guard let s = value.string, let mode = Inventory.Mode(rawValue: s) else { fail(value, f, "must be boot or exit"); continue }
+                p.mode = mode
+            case "net": p.net = net(value, field: f)
+            default:
+                let keys = "release, image, args, kernel_args, net, volumes, s3, insecure, platform, rescue, mode" + (allowGroup ? ", group" : "")
+                fail(key, f, "unknown key (expected \(keys))")
+            }
+        }
+        return (p, group)
+    }
+
+    private mutating func net(_ node: Node, field: String) -> [Inventory.NetFile] {
+        guard case .mapping(let files) = node else { fail(node, field, "must map FILE[.KIND] to sections"); return [] }
+        var out: [Inventory.NetFile] = []
+        for (fileKey, sectionsNode) in files {
+            let fileName = fileKey.string ?? ""
+            let parts = fileName.split(separator: ".", maxSplits: 1).map(String.init)
+            let file = Inventory.NetFile(name: parts.first ?? "", kind: parts.count > 1 ? parts[1] : "network", sections: [])
+            var result = file
+            guard case .mapping(let sections) = sectionsNode else { fail(sectionsNode, "\(field).\(fileName)", "must map SECTION to KEY: VALUE"); continue }
+            for (sectionKey, body) in sections {
+                let section = sectionKey.string ?? ""
+                let bodies: [Node]
+                if case .sequence(let seq) = body { bodies = Array(seq) } else { bodies = [body] }
+                for b in bodies {
+                    guard case .mapping(let entries) = b else { fail(b, "\(field).\(fileName).\(section)", "must map KEY to a value or a list of values"); continue }
+                    var list: [(String, String)] = []
+                    for (k, v) in entries {
+                        for value in strings(v, field: "\(field).\(fileName).\(section).\(k.string ?? "")") { list.append((k.string ?? "", value)) }
+                    }
+                    result.sections.append((section, list))
+                }
+            }
+            out.append(result)
+        }
+        return out
+    }
+
+    // MARK: - Semantics
+
+    /// Renders every host (and the defaults, for unknown MACs) so that nothing unservable loads.
+    private mutating func renderAll(_ inventory: Inventory) {
+        for host in inventory.hosts.values.sorted(by: { $0.line < $1.line }) {
+            guard let (profile, group) = inventory.profile(for: host.mac) else { continue }
+            do throws(RenderError) {
+                _ = try HostBootConfig(mac: host.mac, group: group, profile: profile, inventory: inventory)
+            } catch {
+                errors.append(InventoryError(file: file, line: host.line, field: "hosts.\(host.mac)\(error.field.isEmpty ? "" : "." + error.field)", reason: error.reason))
+            }
+        }
+        if inventory.unknown == .default, inventory.defaults.images != nil || inventory.hosts.isEmpty {
+            do throws(RenderError) {
+                _ = try HostBootConfig(mac: MACAddress("00:00:00:00:00:00")!, group: nil, profile: inventory.defaults, inventory: inventory)
+            } catch {
+                errors.append(InventoryError(file: file, line: 0, field: "defaults\(error.field.isEmpty ? "" : "." + error.field)", reason: error.reason + " (unknown: default boots unknown MACs with the defaults)"))
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+import Foundation
+import Logging
+import WyrcanChain
+
+/// The HTTP(S) endpoints of wyrcan-serve.
+struct BootServer: Sendable {
+    /// A host's configuration, or the answer to send instead.
+    enum Lookup {
+        case found(HostBootConfig)
+        case answer(HTTPServerResponse)
+    }
+
+    let store: InventoryStore
+    let state: FleetState
+    let assets: AssetHandler
+    /// Base URL machines use to reach this server; nil derives it from the request's Host.
+    let publicURL: String?
+    let logger: Logger
+
+    func handle(_ request: HTTPServerRequest) -> HTTPServerResponse {
+        let (endpoint, response) = route(request)
+        state.countRequest(endpoint: endpoint, status: response.status)
+        if case .file(_, _, let length) = response.body, request.method == "GET" { state.countBytes(length) }
+        return response
+    }
+
+    private func route(_ r: HTTPServerRequest) -> (String, HTTPServerResponse) {
+        let path = r.path
+        if path == "/boot.ipxe" { return ("boot.ipxe", get(r) ?? bootstrap(r)) }
+        if path == "/ipxe" { return ("ipxe", get(r) ?? hostScript(r, mac: r.queryValue("mac"))) }
+        if path.hasPrefix("/ipxe/") { return ("ipxe", get(r) ?? hostScript(r, mac: String(path.dropFirst(6)))) }
+        if path == "/cmdline" { return ("cmdline", get(r) ?? cmdline(r, mac: r.queryValue("mac"))) }
+        if path.hasPrefix("/v1/boot/") { return ("v1/boot", get(r) ?? pixiecore(r, mac: String(path.dropFirst(9)))) }
+        if path.hasPrefix("/v1/report/") { return ("v1/report", report(r, mac: String(path.dropFirst(11)))) }
+        if path == "/v1/hosts" { return ("v1/hosts", get(r) ?? hosts()) }
+        if path.hasPrefix("/assets/") { return ("assets", assets.respond(r, relative: String(path.dropFirst(8)))) }
+        if path == "/metrics" { return ("metrics", get(r) ?? .text(200, state.metrics(), contentType: "text/plain; version=0.0.4")) }
+        if path == "/healthz" { return ("healthz", .text(200, "ok\n")) }
+        return ("other", .text(404, "not found: try /boot.ipxe, /ipxe?mac=MAC, /cmdline?mac=MAC, /v1/boot/MAC, /v1/hosts, /assets/…, /metrics\n"))
+    }
+
+    private func get(_ r: HTTPServerRequest) -> HTTPServerResponse? {
+        r.method == "GET" || r.method == "HEAD" ? nil : HTTPServerResponse(status: 405, headers: [("Allow", "GET, HEAD")], body: .bytes(Array("method not allowed\n".utf8)))
+    }
+
+    /// `http(s)://host[:port]` as the client addressed us, or `--public-url`. The Host header is
+    /// checked strictly: it ends up in scripts.
+    func baseURL(_ r: HTTPServerRequest) -> String? {
+        if let publicURL { return publicURL }
+        guard let host = r.header("Host"), !host.isEmpty, host.count < 256,
+              host.unicodeScalars.allSatisfy({ ($0.properties.isASCIIHexDigit) || ($0.value >= 0x61 && $0.value <= 0x7A) || ($0.value >= 0x41 && $0.value <= 0x5A) || $0 == "." || $0 == "-" || $0 == ":" || $0 == "[" || $0 == "]" })
+        else { return nil }
+        return "http://\(host)"
+    }
+
+    private func config(_ mac: String?) -> Lookup {
+        guard let text = mac, let mac = MACAddress(text) else {
+            return .answer(.text(400, "a MAC address is required (mac=aa:bb:cc:dd:ee:ff)\n"))
+        }
+        let inventory = store.inventory
+        guard let (profile, group) = inventory.profile(for: mac) else {
+            if inventory.unknown == .exit {
+                let p = Inventory.Profile(mode: .exit)
+                if let c = try? HostBootConfig(mac: mac, group: nil, profile: p, inventory: inventory) { return .found(c) }
+            }
+            return .answer(.text(404, "\(mac) is not in the inventory\n"))
+        }
+        do throws(RenderError) {
+            return .found(try HostBootConfig(mac: mac, group: group, profile: profile, inventory: inventory))
+        } catch {
+            // Cannot happen for a loaded inventory (every host was rendered at load).
+            logger.error("\(mac): \(error.field): \(error.reason)")
+            return .answer(.text(500, "cannot render \(mac)\n"))
+        }
+    }
+
+    private func reportURL(_ base: String, _ mac: MACAddress) -> String { "\(base)/v1/report/\(mac)" }
+
+    private func bootstrap(_ r: HTTPServerRequest) -> HTTPServerResponse {
+        guard let base = baseURL(r) else { return .text(400, "bad Host header\n") }
+        return .text(200, IPXEScript.bootstrap(baseURL: base))
+    }
+
+    private func hostScript(_ r: HTTPServerRequest, mac: String?) -> HTTPServerResponse {
+        guard let base = baseURL(r) else { return .text(400, "bad Host header\n") }
+        switch config(mac) {
+        case .answer(let response): return response
+        case .found(let c):
+            guard let cmdline = try? c.mode == .boot ? c.cmdline(reportURL: reportURL(base, c.mac)) : "" else {
+                return .text(500, "cannot render \(c.mac)\n")
+            }
+            state.countBoot(c.mac)
+            return .text(200, IPXEScript.host(c, baseURL: base, cmdline: cmdline))
+        }
+    }
+
+    private func cmdline(_ r: HTTPServerRequest, mac: String?) -> HTTPServerResponse {
+        guard let base = baseURL(r) else { return .text(400, "bad Host header\n") }
+        switch config(mac) {
+        case .answer(let response): return response
+        case .found(let c):
+            guard c.mode == .boot, let text = try? c.cmdline(reportURL: reportURL(base, c.mac)) else {
+                return .text(404, "\(c.mac) boots from disk (mode: exit)\n")
+            }
+            return .text(200, text + "\n")
+        }
+    }
+
+    /// Pixiecore API mode: `{"kernel": URL, "initrd": [URL], "cmdline": "…"}`.
+    private func pixiecore(_ r: HTTPServerRequest, mac: String) -> HTTPServerResponse {
+        guard let base = baseURL(r) else { return .text(400, "bad Host header\n") }
+        switch config(mac) {
+        case .answer(let response): return response
+        case .found(let c):
+            guard c.mode == .boot, let release = c.release, let text = try? c.cmdline(reportURL: reportURL(base, c.mac)) else {
+                return .text(404, "\(c.mac) boots from disk (mode: exit)\n")
+            }
+            state.countBoot(c.mac)
+            let body: [String: Any] = ["kernel": "\(base)/assets/\(release.kernel)", "initrd": ["\(base)/assets/\(release.initrd)"], "cmdline": text]
+            let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+            return HTTPServerResponse(status: 200, headers: [("Content-Type", "application/json")], body: .bytes(Array(data)))
+        }
+    }
+
+    private func report(_ r: HTTPServerRequest, mac text: String) -> HTTPServerResponse {
+        guard r.method == "POST" else { return HTTPServerResponse(status: 405, headers: [("Allow", "POST")], body: .bytes(Array("use POST\n".utf8))) }
+        guard let mac = MACAddress(text) else { return .text(400, "bad MAC address\n") }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any],
+              let stage = object["stage"] as? String, FleetState.stages.contains(stage)
+        else {
+            return .text(400, "body must be JSON {\"stage\": \(FleetState.stages.sorted().joined(separator: "|")), \"detail\": \"…\"}\n")
+        }
+        let detail = (object["detail"] as? String).map { String($0.prefix(2000)) }
+        let image = (object["image"] as? String).map { String($0.prefix(512)) }
+        guard state.record(mac: mac, stage: stage, detail: detail, image: image) else { return .text(503, "too many hosts\n") }
+        logger.info("\(mac): \(stage)\(detail.map { ": \($0)" } ?? "")")
+        return .text(204, "")
+    }
+
+    private func hosts() -> HTTPServerResponse {
+        let inventory = store.inventory
+        let reports = state.allReports
+        var list: [[String: Any]] = []
+        var macs = Set(inventory.hosts.keys.map(\.description))
+        macs.formUnion(reports.keys)
+        for mac in macs.sorted() {
+            var entry: [String: Any] = ["mac": mac, "known": inventory.hosts[MACAddress(mac)!] != nil]
+            if let host = inventory.hosts[MACAddress(mac)!], let group = host.group { entry["group"] = group }
+            if let (p, _) = inventory.profile(for: MACAddress(mac)!) {
+                entry["image"] = p.images?.last ?? NSNull()
+                entry["mode"] = (p.mode ?? .boot).rawValue
+            }
+            if let rep = reports[mac] {
+                var last: [String: Any] = ["stage": rep.stage, "received": rep.received, "count": rep.count]
+                if let d = rep.detail { last["detail"] = d }
+                if let i = rep.image { last["image"] = i }
+                entry["lastReport"] = last
+            }
+            list.append(entry)
+        }
+        let data = (try? JSONSerialization.data(withJSONObject: ["hosts": list], options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])) ?? Data()
+        return HTTPServerResponse(status: 200, headers: [("Content-Type", "application/json")], body: .bytes(Array(data)))
+    }
+}

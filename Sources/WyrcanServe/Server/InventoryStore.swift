@@ -1,0 +1,65 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// The inventory being served. A reload that fails keeps the old inventory serving and logs why.
+final class InventoryStore: Sendable {
+    let path: String
+    private let current: Mutex<(inventory: Inventory, stamp: FileStamp)>
+    let logger: Logger
+
+    struct FileStamp: Equatable, Sendable {
+        var size: Int64
+        var mtime: Int64
+
+        init(_ path: String) {
+            var st = stat()
+            if stat(path, &st) == 0 {
+                size = Int64(st.st_size)
+                mtime = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+            } else {
+                size = -1
+                mtime = -1
+            }
+        }
+    }
+
+    init(path: String, logger: Logger) throws(InventoryErrors) {
+        self.path = path
+        self.logger = logger
+        let stamp = FileStamp(path)
+        current = Mutex((try InventoryLoader.load(path), stamp))
+    }
+
+    /// A store that never reloads (for `render`).
+    init(fixed inventory: Inventory, logger: Logger) {
+        path = ""
+        self.logger = logger
+        current = Mutex((inventory, FileStamp("")))
+    }
+
+    var inventory: Inventory { current.withLock { $0.inventory } }
+
+    /// Loads the file again; returns whether the served inventory changed.
+    @discardableResult
+    func reload(reason: String) -> Bool {
+        let stamp = FileStamp(path)
+        do throws(InventoryErrors) {
+            let fresh = try InventoryLoader.load(path)
+            current.withLock { $0 = (fresh, stamp) }
+            logger.info("inventory reloaded (\(reason)): \(fresh.hosts.count) hosts, \(fresh.groups.count) groups")
+            return true
+        } catch {
+            current.withLock { $0.stamp = stamp }
+            logger.error("inventory reload (\(reason)) failed; still serving the previous one: \(error.description.replacingOccurrences(of: "\n", with: "; "))")
+            return false
+        }
+    }
+
+    /// Reloads when the file's size or modification time changed since the last load attempt.
+    func reloadIfChanged() {
+        let stamp = FileStamp(path)
+        let changed = current.withLock { $0.stamp != stamp }
+        if changed { reload(reason: "file changed") }
+    }
+}
