@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import WyrcanChain
 
 /// The HTTP(S) endpoints of wyrcan-serve.
@@ -16,6 +17,9 @@ struct BootServer: Sendable {
     /// Base URL machines use to reach this server; nil derives it from the request's Host.
     let publicURL: String?
     let logger: Logger
+    /// Rendered per-host answers, keyed by inventory generation, MAC, base URL and format:
+    /// rendering runs the whole cmdline model, a lookup does not.
+    let cache = RenderCache()
 
     func handle(_ request: HTTPServerRequest) -> HTTPServerResponse {
         let (endpoint, response) = route(request)
@@ -83,6 +87,11 @@ struct BootServer: Sendable {
 
     private func hostScript(_ r: HTTPServerRequest, mac: String?) -> HTTPServerResponse {
         guard let base = baseURL(r) else { return .text(400, "bad Host header\n") }
+        let generation = store.snapshot.generation
+        if let text = mac, let m = MACAddress(text), let hit = cache.get("\(generation)|ipxe|\(m)|\(base)") {
+            state.countBoot(m)
+            return .text(200, hit)
+        }
         switch config(mac) {
         case .answer(let response): return response
         case .found(let c):
@@ -90,7 +99,9 @@ struct BootServer: Sendable {
                 return .text(500, "cannot render \(c.mac)\n")
             }
             state.countBoot(c.mac)
-            return .text(200, IPXEScript.host(c, baseURL: base, cmdline: cmdline))
+            let script = IPXEScript.host(c, baseURL: base, cmdline: cmdline)
+            cache.set("\(generation)|ipxe|\(c.mac)|\(base)", script)
+            return .text(200, script)
         }
     }
 
@@ -160,5 +171,20 @@ struct BootServer: Sendable {
         }
         let data = (try? JSONSerialization.data(withJSONObject: ["hosts": list], options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])) ?? Data()
         return HTTPServerResponse(status: 200, headers: [("Content-Type", "application/json")], body: .bytes(Array(data)))
+    }
+}
+
+/// A bounded cache of rendered answers (cleared when full; entries of old generations just age out).
+final class RenderCache: Sendable {
+    private let entries = Mutex<[String: String]>([:])
+    static let capacity = 50_000
+
+    func get(_ key: String) -> String? { entries.withLock { $0[key] } }
+
+    func set(_ key: String, _ value: String) {
+        entries.withLock {
+            if $0.count >= Self.capacity { $0.removeAll(keepingCapacity: true) }
+            $0[key] = value
+        }
     }
 }

@@ -5,7 +5,7 @@ import Synchronization
 /// The inventory being served. A reload that fails keeps the old inventory serving and logs why.
 final class InventoryStore: Sendable {
     let path: String
-    private let current: Mutex<(inventory: Inventory, stamp: FileStamp)>
+    private let current: Mutex<(inventory: Inventory, stamp: FileStamp, generation: Int)>
     let logger: Logger
 
     struct FileStamp: Equatable, Sendable {
@@ -28,17 +28,20 @@ final class InventoryStore: Sendable {
         self.path = path
         self.logger = logger
         let stamp = FileStamp(path)
-        current = Mutex((try InventoryLoader.load(path), stamp))
+        current = Mutex((try InventoryLoader.load(path), stamp, 0))
     }
 
     /// A store that never reloads (for `render`).
     init(fixed inventory: Inventory, logger: Logger) {
         path = ""
         self.logger = logger
-        current = Mutex((inventory, FileStamp("")))
+        current = Mutex((inventory, FileStamp(""), 0))
     }
 
     var inventory: Inventory { current.withLock { $0.inventory } }
+
+    /// The inventory and a number that changes with every successful reload (for caches).
+    var snapshot: (inventory: Inventory, generation: Int) { current.withLock { ($0.inventory, $0.generation) } }
 
     /// Loads the file again; returns whether the served inventory changed.
     @discardableResult
@@ -46,7 +49,7 @@ final class InventoryStore: Sendable {
         let stamp = FileStamp(path)
         do throws(InventoryErrors) {
             let fresh = try InventoryLoader.load(path)
-            current.withLock { $0 = (fresh, stamp) }
+            current.withLock { $0 = (fresh, stamp, $0.generation + 1) }
             logger.info("inventory reloaded (\(reason)): \(fresh.hosts.count) hosts, \(fresh.groups.count) groups")
             return true
         } catch {
