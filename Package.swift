@@ -31,10 +31,13 @@ let package = Package(
             name: "CMicroHTTPD", path: "Sources/CMicroHTTPD", pkgConfig: "libmicrohttpd",
             providers: [.apt(["libmicrohttpd-dev"])]),
 
+        // Linux syscalls and ioctls for the boot agent (kexec, modules, efivarfs flags).
+        .systemLibrary(name: "CWyrcanSys", path: "Sources/CWyrcanSys"),
+
         .target(
             name: "WyrcanChain",
             dependencies: [
-                "CCurl", "CArchive", "COpenSSL", "CMicroHTTPD",
+                "CCurl", "CArchive", "COpenSSL", "CMicroHTTPD", "CWyrcanSys",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(

@@ -1,7 +1,18 @@
 import ArgumentParser
 import WyrcanChain
+#if canImport(Glibc)
+import Glibc
+#endif
 
+/// As PID 1 (the initramfs's /init) wyrcan is the boot agent; otherwise a command-line tool.
 @main
+enum Entry {
+    static func main() {
+        if getpid() == 1 { BootAgent().run() }
+        Wyrcan.main()
+    }
+}
+
 struct Wyrcan: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wyrcan",
@@ -12,5 +23,5 @@ struct Wyrcan: ParsableCommand {
             kexecs into it. The subcommands below work offline on any Linux machine.
             """,
         version: WyrcanVersion.string,
-        subcommands: [Plan.self, Convert.self])
+        subcommands: [Plan.self, Convert.self, Efi.self])
 }

@@ -13,6 +13,7 @@ public enum ConversionError: Error, CustomStringConvertible, Sendable {
     case archive(ArchiveError)
     case file(FileError)
     case registry(RegistryError)
+    case notEnoughMemory(needed: Int64, available: Int64)
 
     public var description: String {
         switch self {
@@ -39,6 +40,8 @@ public enum ConversionError: Error, CustomStringConvertible, Sendable {
         case .archive(let e): return e.description
         case .file(let e): return e.description
         case .registry(let e): return e.description
+        case .notEnoughMemory(let needed, let available):
+            return "the image needs about \(needed >> 20) MiB of RAM to download and convert, but only \(available >> 20) MiB are available; give the machine more memory or slim the image"
         }
     }
 }

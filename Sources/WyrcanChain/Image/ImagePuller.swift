@@ -5,6 +5,8 @@ import Dispatch
 public struct ImagePuller {
     public var options: RegistryOptions
     public var quiet = false
+    /// Called once the manifest is known, before any layer is fetched (e.g. a memory check).
+    public var beforeFetch: (@Sendable (ResolvedImage) throws(ConversionError) -> Void)? = nil
 
     public init(options: RegistryOptions, quiet: Bool = false) {
         self.options = options
@@ -50,6 +52,7 @@ public struct ImagePuller {
         let tokens = TokenCache()
         let image: ResolvedImage
         do { image = try RegistryClient(reference: reference, options: options, tokens: tokens).resolve() } catch { throw .registry(error) }
+        try beforeFetch?(image)
         let layers = image.manifest.layers
         do throws(FileError) { try FileSystem.createDirectory(workDirectory + "/blobs") } catch { throw .file(error) }
         let progress = TransferProgress(title: "Getting \(reference)", sizes: layers.map(\.size), labels: layers.map { short($0.digest) }, quiet: quiet)

@@ -1,0 +1,30 @@
+// Typed wrappers for the Linux calls Wyrcan's boot agent needs that are variadic in libc
+// (syscall, ioctl) and so unavailable to Swift.
+#ifndef WYRCAN_CWYRCANSYS_SHIM_H
+#define WYRCAN_CWYRCANSYS_SHIM_H
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <linux/fs.h>
+#include <linux/reboot.h>
+
+static inline long wyr_kexec_file_load(int kernel_fd, int initrd_fd, const char *cmdline, unsigned long flags) {
+    unsigned long len = 0;
+    while (cmdline[len]) len++;
+    return syscall(SYS_kexec_file_load, kernel_fd, initrd_fd, len + 1, cmdline, flags);
+}
+
+static inline long wyr_finit_module(int fd, const char *params, int flags) {
+    return syscall(SYS_finit_module, fd, params, flags);
+}
+
+static inline int wyr_get_inode_flags(int fd, long *flags) { return ioctl(fd, FS_IOC_GETFLAGS, flags); }
+static inline int wyr_set_inode_flags(int fd, const long *flags) { return ioctl(fd, FS_IOC_SETFLAGS, flags); }
+static inline long wyr_fs_immutable_flag(void) { return FS_IMMUTABLE_FL; }
+
+static inline int wyr_reboot_kexec(void) { return reboot(LINUX_REBOOT_CMD_KEXEC); }
+static inline int wyr_reboot_restart(void) { return reboot(LINUX_REBOOT_CMD_RESTART); }
+static inline int wyr_reboot_power_off(void) { return reboot(LINUX_REBOOT_CMD_POWER_OFF); }
+#endif

@@ -1,0 +1,190 @@
+import WyrcanChain
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Wyrcan as the `/init` of its initramfs: cmdline (or the stored EFI config) → network → pull →
+/// convert → kexec. Never returns: success ends in the next kernel, failure in a rescue shell
+/// (`wyr.rescue`) or a reboot after a delay, with an explanation on the console either way.
+struct BootAgent {
+    static let workDirectory = "/run/wyrcan"
+    static let attempts = 3
+    static let noImageHelp = """
+
+        No container image to boot: the kernel cmdline has no wyr.img=IMG and no config is stored
+        in EFI. Add, for example:
+
+          wyr.img=registry.example.com/os/debian:12      the image to boot
+          wyr.arg="quiet log-buf-len=1M"                  parameters for its kernel (repeatable)
+          wyr.efi=write                                    store wyr.img/wyr.arg in EFI NVRAM
+
+        See `wyrcan plan --help` for every key.
+
+        """
+
+    func run() -> Never {
+        Self.mountBasics()
+        Console.attach()
+        Console.stage("Wyrcan \(WyrcanVersion.string) on Linux \(LinuxSystem.kernelRelease)")
+        let cmdline = (try? FileSystem.readFile("/proc/cmdline")).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        var args: WyrcanArgs
+        do throws(CmdlineError) { args = try WyrcanArgs(parsing: cmdline) } catch {
+            fail("bad kernel cmdline: \(error.description)", rescue: cmdline.contains("wyr.rescue") || cmdline.contains("wyrcan.rescue"), reporter: Reporter(url: nil))
+        }
+        let reporter = Reporter(url: args.reportURL)
+        let efi = EFIVariableStore()
+
+        if args.efi == .clear {
+            do throws(EFIVariableStore.StoreError) {
+                try efi.clear()
+                Console.stage("Cleared the config stored in EFI")
+            } catch { Console.failure(error.description) }
+            if args.image == nil { Self.rebootAfter(seconds: 10) }
+        }
+        if args.image == nil {
+            do throws(EFIVariableStore.StoreError) {
+                if let stored = try efi.read() {
+                    let text = try? stored.cmdlineText()
+                    if let text, let storedArgs = try? WyrcanArgs(parsing: text), storedArgs.image != nil {
+                        Console.stage("Using the config stored in EFI: \(text)")
+                        // Keep this cmdline's own settings (rescue, report, insecure, …).
+                        let extras = args
+                        args = storedArgs
+                        args.rescue = extras.rescue
+                        args.reportURL = extras.reportURL
+                        args.insecureRegistries += extras.insecureRegistries
+                        args.platform = extras.platform
+                        args.depth = extras.depth
+                    }
+                }
+            } catch { Console.failure(error.description) }
+        }
+        guard let image = args.image else {
+            Console.line(Self.noImageHelp)
+            if args.rescue { Subprocess.execShell() }
+            Self.rebootAfter(seconds: 60)
+        }
+
+        reporter.send("booting", image: image.description)
+        Console.stage("Loading network drivers")
+        for problem in ModuleLoader().loadAll() { Console.detail("module \(problem)") }
+
+        var lastError = ""
+        for attempt in 1...Self.attempts {
+            if attempt > 1 {
+                let delay = UInt32(5 * attempt * attempt)
+                Console.detail("retrying in \(delay) s (attempt \(attempt) of \(Self.attempts))")
+                sleep(delay)
+            }
+            do throws(BootFailure) {
+                try boot(args: args, image: image, reporter: reporter)
+            } catch {
+                lastError = error.description
+                Console.failure(lastError)
+                reporter.send("failure", detail: lastError, image: image.description)
+                if !error.retryable { break }
+            }
+        }
+        fail(lastError, rescue: args.rescue, reporter: reporter)
+    }
+
+    struct BootFailure: Error, CustomStringConvertible {
+        var description: String
+        var retryable = true
+    }
+
+    /// One attempt; returns only by throwing.
+    private func boot(args: WyrcanArgs, image: Reference, reporter: Reporter) throws(BootFailure) {
+        Console.stage("Bringing up the network")
+        let up = NetworkSetup(config: args.network).bringUp()
+        guard up > 0 else { throw BootFailure(description: "no network link got an address (check the cable, DHCP, or wyr.net.* settings)") }
+        reporter.send("network", image: image.description)
+
+        Console.stage("Getting \(image)")
+        reporter.send("pulling", image: image.description)
+        FileSystem.removeTree(Self.workDirectory)
+        do throws(FileError) { try FileSystem.createDirectory(Self.workDirectory + "/out") } catch { throw BootFailure(description: error.description) }
+        var options = RegistryOptions()
+        options.insecureRegistries = Set(args.insecureRegistries)
+        if let platform = args.platform { options.platform = platform }
+        var puller = ImagePuller(options: options)
+        puller.beforeFetch = { (resolved) throws(ConversionError) in
+            let layers = resolved.manifest.layers.reduce(Int64(0)) { $0 + $1.size }
+            // Blobs, then an initrd of about the same size, then kexec's own copy of it.
+            let needed = layers * 3 + (64 << 20)
+            if let available = LinuxSystem.memoryAvailable(), available < needed {
+                throw .notEnoughMemory(needed: needed, available: available)
+            }
+        }
+        let artifacts: BootArtifacts
+        do throws(ConversionError) {
+            let pulled = try puller.pull(.registry(image), workDirectory: Self.workDirectory + "/pull")
+            Console.detail("manifest \(pulled.image.manifestDigest)")
+            artifacts = try InitrdBuilder().build(layers: pulled.layers, outputDirectory: Self.workDirectory + "/out")
+            FileSystem.removeTree(Self.workDirectory + "/pull")
+        } catch {
+            var retryable = true
+            switch error {
+            case .missingKernel, .missingInit, .initNotExecutable, .initNotAFile, .kernelNotAFile, .cmdlineUnreadable, .notEnoughMemory, .unsafePath, .danglingHardlink:
+                retryable = false
+            case .registry(let r):
+                if case .noPlatform = r { retryable = false }
+                if case .unauthorized = r { retryable = false }
+            default: break
+            }
+            throw BootFailure(description: error.description, retryable: retryable)
+        }
+        reporter.send("converted", detail: "initrd \(artifacts.initrdBytes) bytes", image: image.description)
+
+        let next: String
+        do throws(CmdlineError) { next = try args.nextCmdline(imageCmdline: artifacts.cmdline) } catch {
+            throw BootFailure(description: error.description, retryable: false)
+        }
+        if args.efi == .write {
+            do {
+                try EFIVariableStore().write(try StoredConfig(args: args))
+                Console.stage("Stored this config in EFI: later boots without wyr.img use it")
+            } catch {
+                Console.failure("could not store the config in EFI: \(error)")
+            }
+        }
+        if let available = LinuxSystem.memoryAvailable(), available < artifacts.initrdBytes + artifacts.kernelBytes + (32 << 20) {
+            throw BootFailure(description: ConversionError.notEnoughMemory(needed: artifacts.initrdBytes + artifacts.kernelBytes + (32 << 20), available: available).description, retryable: false)
+        }
+        do throws(SystemError) {
+            try LinuxSystem.kexecLoad(kernel: artifacts.kernelPath, initrd: artifacts.initrdPath, cmdline: next)
+        } catch {
+            throw BootFailure(description: error.description, retryable: false)
+        }
+        Console.stage("Booting \(image) (\(next))")
+        reporter.send("kexec", detail: next, image: image.description)
+        FileSystem.remove(artifacts.initrdPath)
+        FileSystem.remove(artifacts.kernelPath)
+        let error = LinuxSystem.rebootIntoKexec()
+        throw BootFailure(description: error.description, retryable: false)
+    }
+
+    private func fail(_ reason: String, rescue: Bool, reporter: Reporter) -> Never {
+        Console.line("")
+        Console.failure(reason)
+        if rescue { Subprocess.execShell() }
+        Console.line("Add wyr.rescue to the cmdline for a shell instead of a reboot.")
+        Self.rebootAfter(seconds: 30)
+    }
+
+    static func rebootAfter(seconds: UInt32) -> Never {
+        Console.stage("Rebooting in \(seconds) s")
+        sleep(seconds)
+        LinuxSystem.restart()
+    }
+
+    static func mountBasics() {
+        try? LinuxSystem.mount("proc", at: "/proc", type: "proc")
+        try? LinuxSystem.mount("sysfs", at: "/sys", type: "sysfs")
+        try? LinuxSystem.mount("devtmpfs", at: "/dev", type: "devtmpfs")
+        try? LinuxSystem.mount("tmpfs", at: "/run", type: "tmpfs", options: "mode=0755")
+        if FileSystem.isDirectory("/sys/firmware/efi") {
+            try? LinuxSystem.mount("efivarfs", at: "/sys/firmware/efi/efivars", type: "efivarfs")
+        }
+    }
+}

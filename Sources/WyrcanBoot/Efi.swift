@@ -1,0 +1,65 @@
+import ArgumentParser
+import WyrcanChain
+
+struct Efi: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show, write or clear the Wyrcan config stored in EFI NVRAM.",
+        discussion: """
+            The variable is Wyrcan-6987e713-a5ff-4ec2-ad55-c1fca471ed2d (the original Wyrcan's), \
+            holding wyr.img, wyr.arg and wyr.net.* as JSON. The boot agent uses it when the \
+            cmdline names no image.
+
+            WARNING: some older machines have EFI firmware bugs that can brick them when a custom \
+            variable is written. This is rare on servers, but writing carries that small risk.
+            """,
+        subcommands: [Show.self, Write.self, Clear.self])
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the stored config as a cmdline.")
+        @Option(help: "efivarfs directory.") var efivars = "/sys/firmware/efi/efivars"
+        func run() throws {
+            do throws(EFIVariableStore.StoreError) {
+                guard let stored = try EFIVariableStore(directory: efivars).read() else {
+                    print("no Wyrcan config is stored")
+                    return
+                }
+                print((try? stored.cmdlineText()) ?? "(stored config cannot be shown as a cmdline)")
+            } catch {
+                printError("wyrcan: error: \(error.description)")
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct Write: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Validate a cmdline and store its wyr.img, wyr.arg and wyr.net.* in EFI.")
+        @Option(help: "The cmdline to store (it must name an image).") var cmdline: String
+        @Option(help: "efivarfs directory.") var efivars = "/sys/firmware/efi/efivars"
+        func run() throws {
+            do {
+                let args = try WyrcanArgs(parsing: cmdline)
+                guard args.image != nil else { throw CmdlineError.missingValue(parameter: "wyr.img", expected: "REGISTRY/IMAGE") }
+                _ = try args.nextCmdline()
+                try EFIVariableStore(directory: efivars).write(try StoredConfig(args: args))
+                print("stored: \(try StoredConfig(args: args).cmdlineText())")
+            } catch {
+                printError("wyrcan: error: \(error)")
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct Clear: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove the stored config.")
+        @Option(help: "efivarfs directory.") var efivars = "/sys/firmware/efi/efivars"
+        func run() throws {
+            do throws(EFIVariableStore.StoreError) {
+                try EFIVariableStore(directory: efivars).clear()
+                print("cleared")
+            } catch {
+                printError("wyrcan: error: \(error.description)")
+                throw ExitCode(1)
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The configuration the original Wyrcan stores in EFI NVRAM (`wyr.efi=write`), read back when
+/// the cmdline names no image. Same variable, same JSON, so configs written by the original work.
+public struct StoredConfig: Codable, Sendable, Equatable {
+    /// `wyr.img`
+    public var image: String?
+    /// The `wyr.arg` values, in order.
+    public var cmdline: [String]
+    /// `wyr.net.*` as file name (with extension) → section → key → value.
+    public var network: [String: [String: [String: String]]]
+
+    public init(image: String?, cmdline: [String], network: [String: [String: [String: String]]]) {
+        self.image = image
+        self.cmdline = cmdline
+        self.network = network
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        image = try c.decodeIfPresent(String.self, forKey: .image)
+        cmdline = try c.decodeIfPresent([String].self, forKey: .cmdline) ?? []
+        network = try c.decodeIfPresent([String: [String: [String: String]]].self, forKey: .network) ?? [:]
+    }
+
+    /// The config `wyr.efi=write` stores for these arguments; fails when the network config uses
+    /// repeated keys or `@N` sections, which the original's format cannot hold.
+    public init(args: WyrcanArgs) throws(CmdlineError) {
+        guard let network = args.network.legacyMap else {
+            throw .notRepresentable(what: "wyr.efi=write", reason: "repeated wyr.net keys or SECTION@N sections do not fit the EFI variable's format")
+        }
+        self.init(image: args.image?.description, cmdline: args.args, network: network)
+    }
+
+    /// The equivalent cmdline, so a stored config goes through the same parser as a typed one.
+    public func cmdlineText() throws(CmdlineError) -> String {
+        var parts: [String] = []
+        if let image { parts.append(try Self.render("wyr.img", image)) }
+        for arg in cmdline { parts.append(try Self.render("wyr.arg", arg)) }
+        for (file, sections) in network.sorted(by: { $0.key < $1.key }) {
+            let dot = file.lastIndex(of: ".")
+            let name = dot.map { String(file[..<$0]) } ?? file
+            let kind = dot.map { String(file[file.index(after: $0)...]) } ?? "network"
+            let prefix = kind == "network" ? "wyr.net.\(name)" : "wyr.net.\(kind).\(name)"
+            for (section, entries) in sections.sorted(by: { $0.key < $1.key }) {
+                for (key, value) in entries.sorted(by: { $0.key < $1.key }) {
+                    parts.append(try Self.render("\(prefix).\(section).\(key)", value))
+                }
+            }
+        }
+        return parts.joined(separator: " ")
+    }
+
+    static func render(_ key: String, _ value: String) throws(CmdlineError) -> String {
+        guard let text = KernelCmdline.render(key: key, value: value) else {
+            throw .notRepresentable(what: "\(key) from EFI", reason: "the stored value contains a double quote")
+        }
+        return text
+    }
+}
+
+/// efivarfs access for Wyrcan's variable: a 4-byte attribute word then the payload.
+public struct EFIVariableStore: Sendable {
+    public static let guid = "6987e713-a5ff-4ec2-ad55-c1fca471ed2d"
+    public static let name = "Wyrcan"
+    /// NON_VOLATILE | BOOTSERVICE_ACCESS | RUNTIME_ACCESS
+    static let attributes: UInt32 = 7
+
+    public let directory: String
+    public init(directory: String = "/sys/firmware/efi/efivars") { self.directory = directory }
+
+    public var path: String { "\(directory)/\(Self.name)-\(Self.guid)" }
+    public var isAvailable: Bool { FileSystem.isDirectory(directory) }
+
+    public enum StoreError: Error, CustomStringConvertible, Sendable {
+        case unavailable(String)
+        case unreadable(String)
+        case system(SystemError)
+        case file(FileError)
+
+        public var description: String {
+            switch self {
+            case .unavailable(let d): return "EFI variables are not available (\(d) is missing: not booted with EFI?)"
+            case .unreadable(let why): return "the stored Wyrcan config is unreadable: \(why)"
+            case .system(let e): return e.description
+            case .file(let e): return e.description
+            }
+        }
+    }
+
+    public func read() throws(StoreError) -> StoredConfig? {
+        guard FileSystem.exists(path) else { return nil }
+        let bytes: [UInt8]
+        do throws(FileError) { bytes = try FileSystem.readFile(path) } catch { throw .file(error) }
+        guard bytes.count > 4 else { throw .unreadable("\(bytes.count) bytes") }
+        do { return try JSONDecoder().decode(StoredConfig.self, from: Data(bytes[4...])) } catch {
+            throw .unreadable("not the JSON Wyrcan writes")
+        }
+    }
+
+    /// Replaces the variable in one write (efivarfs needs attributes + data in a single write).
+    public func write(_ config: StoredConfig) throws(StoreError) {
+        guard isAvailable else { throw .unavailable(directory) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let json: Data
+        do { json = try encoder.encode(config) } catch { throw .unreadable("cannot encode") }
+        var attributes = Self.attributes.littleEndian
+        var payload = withUnsafeBytes(of: &attributes) { Array($0) }
+        payload += Array(json)
+        if FileSystem.exists(path) {
+            do throws(SystemError) { try LinuxSystem.clearImmutable(path) } catch { throw .system(error) }
+        }
+        do throws(FileError) { try FileSystem.writeFile(path, payload) } catch { throw .file(error) }
+    }
+
+    public func clear() throws(StoreError) {
+        guard FileSystem.exists(path) else { return }
+        do throws(SystemError) { try LinuxSystem.clearImmutable(path) } catch { throw .system(error) }
+        guard unlink(path) == 0 else { throw .system(SystemError(operation: "remove \(path)", code: errno)) }
+    }
+}

@@ -1,0 +1,93 @@
+import CWyrcanSys
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failed Linux system call, with what Wyrcan was doing.
+public struct SystemError: Error, CustomStringConvertible, Sendable {
+    public let operation: String
+    public let code: Int32
+    public var description: String { "\(operation): \(String(cString: strerror(code)))" }
+
+    static func last(_ operation: String) -> SystemError { SystemError(operation: operation, code: errno) }
+}
+
+/// The boot agent's view of the kernel: mounts, modules, kexec, reboot.
+public enum LinuxSystem {
+    /// Mounts `source` of `type` at `target` (creating it); EBUSY (already mounted) is fine.
+    public static func mount(_ source: String, at target: String, type: String, options: String? = nil) throws(SystemError) {
+        mkdir(target, 0o755)
+        if Glibc.mount(source, target, type, 0, options) != 0 && errno != EBUSY {
+            throw .last("mount \(type) on \(target)")
+        }
+    }
+
+    /// Loads a kernel module file (`finit_module`); an already-loaded module is fine.
+    public static func loadModule(_ path: String) throws(SystemError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .last("open \(path)") }
+        defer { close(fd) }
+        if wyr_finit_module(fd, "", 0) != 0 && errno != EEXIST { throw .last("load module \(path)") }
+    }
+
+    /// Stages a kernel for `reboot(LINUX_REBOOT_CMD_KEXEC)` with `kexec_file_load`.
+    public static func kexecLoad(kernel: String, initrd: String, cmdline: String) throws(SystemError) {
+        let k = open(kernel, O_RDONLY | O_CLOEXEC)
+        guard k >= 0 else { throw .last("open \(kernel)") }
+        defer { close(k) }
+        let i = open(initrd, O_RDONLY | O_CLOEXEC)
+        guard i >= 0 else { throw .last("open \(initrd)") }
+        defer { close(i) }
+        if wyr_kexec_file_load(k, i, cmdline, 0) != 0 {
+            let code = errno
+            let hint = code == EPERM ? " (kernel lockdown or secure boot refuses unsigned kernels)" : code == ENOEXEC ? " (not a kernel image this kernel can boot)" : ""
+            throw SystemError(operation: "kexec_file_load\(hint)", code: code)
+        }
+    }
+
+    /// Syncs and jumps into the staged kernel. Returns only on failure.
+    public static func rebootIntoKexec() -> SystemError {
+        sync()
+        _ = wyr_reboot_kexec()
+        return .last("reboot into the loaded kernel")
+    }
+
+    public static func restart() -> Never {
+        sync()
+        _ = wyr_reboot_restart()
+        exit(1)
+    }
+
+    public static func powerOff() -> Never {
+        sync()
+        _ = wyr_reboot_power_off()
+        exit(1)
+    }
+
+    /// `MemAvailable` from /proc/meminfo, in bytes.
+    public static func memoryAvailable() -> Int64? {
+        guard let text = try? FileSystem.readFile("/proc/meminfo") else { return nil }
+        for line in String(decoding: text, as: UTF8.self).split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+            let parts = line.split(separator: " ")
+            if parts.count >= 2, let kb = Int64(parts[1]) { return kb * 1024 }
+        }
+        return nil
+    }
+
+    /// Clears `FS_IMMUTABLE_FL` (efivarfs sets it on variables) so the file can change.
+    public static func clearImmutable(_ path: String) throws(SystemError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .last("open \(path)") }
+        defer { close(fd) }
+        var flags: Int = 0
+        guard wyr_get_inode_flags(fd, &flags) == 0 else { throw .last("read flags of \(path)") }
+        flags &= ~wyr_fs_immutable_flag()
+        guard wyr_set_inode_flags(fd, &flags) == 0 else { throw .last("clear the immutable flag of \(path)") }
+    }
+
+    public static var kernelRelease: String {
+        var u = utsname()
+        uname(&u)
+        return withUnsafePointer(to: u.release) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
+    }
+}
