@@ -107,6 +107,9 @@ def build_layer(layer):
             info, data = member(e)
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
     tar_bytes = raw.getvalue()
+    if layer.get("no_end_blocks"):
+        # Like umoci 0.4: the stream stops right after the last member's data.
+        tar_bytes = tar_bytes.rstrip(b"\0")
     diff_id = "sha256:" + hashlib.sha256(tar_bytes).hexdigest()
     comp = "gzip" if GZIP_ONLY else layer.get("compression", "gzip")
     if comp == "gzip":

@@ -260,6 +260,23 @@ import Testing
         #expect((try? FileManager.default.contentsOfDirectory(atPath: work + "/out")) == [])
     }
 
+    /// umoci 0.4 ends layers right after the last member's data (no padding, no end blocks);
+    /// Docker and umoci accept that, so Wyrcan does too, for every compression.
+    @Test(arguments: ["gzip", "zstd", "none"])
+    func layersWithoutEndOfArchiveBlocks(compression: String) throws {
+        let work = try Sys.tempDir("noend-\(compression)")
+        let spec = """
+            {"images": [{"layers": [{"compression": "\(compression)", "no_end_blocks": true, "entries": [
+              {"path": "boot", "type": "dir"}, {"path": "boot/wyrcan.kernel", "type": "file", "content": "kernel"},
+              {"path": "init", "type": "file", "content": "#!/bin/sh\\nexec sh", "mode": 493}]}]}]}
+            """
+        try Sys.buildImage(spec, layout: work + "/layout")
+        let r = try Sys.wyrcan(["convert", "oci:\(work)/layout", "-o", work + "/out", "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        try unpack(initrd: work + "/out/initrd", into: work + "/rootfs")
+        #expect(try String(contentsOfFile: work + "/rootfs/init", encoding: .utf8) == "#!/bin/sh\nexec sh")
+    }
+
     @Test func ociArchive() throws {
         let work = try Sys.tempDir("archive")
         try Sys.buildImage(Self.small, layout: work + "/layout")

@@ -132,7 +132,7 @@ public struct InitrdBuilder {
 
             for (layerIndex, path) in layers.enumerated() {
                 guard let wanted = needed[layerIndex], !wanted.isEmpty else { continue }
-                let reader = try ArchiveReader(path: path)
+                let reader = try ArchiveReader(layer: path)
                 var ordinal = -1
                 var remaining = wanted.count
                 while remaining > 0, try reader.next() != nil {

@@ -32,7 +32,7 @@ struct LayerEntry: Sendable {
         var entries: [LayerEntry] = []
         var unsafePath: String? = nil
         do throws(ArchiveError) {
-            let reader = try ArchiveReader(path: path)
+            let reader = try ArchiveReader(layer: path)
             var ordinal = -1
             while let info = try reader.next() {
                 ordinal += 1

@@ -145,14 +145,84 @@ public final class CpioWriter {
 public final class ArchiveReader {
     private let archive: OpaquePointer
 
-    public init(path: String) throws(ArchiveError) {
+    /// Feeds libarchive a file and then, optionally, a trailer (see `init(layer:)`).
+    final class Source {
+        let fd: Int32
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var trailer: [UInt8]
+        init(fd: Int32, trailer: [UInt8]) {
+            self.fd = fd
+            self.trailer = trailer
+        }
+        deinit { close(fd) }
+    }
+
+    private var source: Source?
+
+    public convenience init(path: String) throws(ArchiveError) {
+        try self.init(path: path, trailer: [])
+    }
+
+    /// Opens an image layer. Some writers (umoci 0.4) end a layer's tar stream right after the
+    /// last member's data, without padding or end-of-archive blocks; GNU tar and libarchive
+    /// reject that, Go's archive/tar (Docker, umoci) accepts it. To read such layers like the
+    /// tools that made them, the stream is followed by a compressed block of zeros in the layer's
+    /// own format (a second gzip member / zstd frame, or plain zeros), which completes the
+    /// padding and ends the archive. Integrity is unaffected: blobs are digest-checked as stored.
+    public convenience init(layer path: String) throws(ArchiveError) {
+        var magic = [UInt8](repeating: 0, count: 4)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd >= 0 { _ = read(fd, &magic, 4); close(fd) }
+        let trailer: [UInt8]
+        if magic[0] == 0x1f && magic[1] == 0x8b {
+            trailer = Self.gzipZeros
+        } else if magic == [0x28, 0xb5, 0x2f, 0xfd] {
+            trailer = Self.zstdZeros
+        } else {
+            trailer = [UInt8](repeating: 0, count: 10240)
+        }
+        try self.init(path: path, trailer: trailer)
+    }
+
+    /// gzip member and zstd frame each holding 10 240 zero bytes (a tar end-of-archive).
+    static let gzipZeros: [UInt8] = [
+        0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0xed, 0xc1, 0x01, 0x0d, 0x00, 0x00, 0x00, 0xc2,
+        0xa0, 0xf7, 0x4f, 0x6d, 0x0e, 0x37, 0xa0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0x37,
+        0x03, 0x9a, 0xde, 0x1d, 0x27, 0x00, 0x28, 0x00, 0x00,
+    ]
+    static let zstdZeros: [UInt8] = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x68, 0x45, 0x00, 0x00, 0x08, 0x00, 0x01, 0x00, 0xfc, 0x87, 0x07, 0x42]
+
+    private init(path: String, trailer: [UInt8]) throws(ArchiveError) {
         guard let a = archive_read_new() else {
             throw ArchiveError(operation: "archive_read_new", message: "out of memory")
         }
         archive = a
         archive_read_support_format_all(a)
         archive_read_support_filter_all(a)
-        guard archive_read_open_filename(a, path, 1 << 16) == ARCHIVE_OK else {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            archive_read_free(a)
+            throw ArchiveError(operation: "open \(path)", message: String(cString: strerror(errno)))
+        }
+        let src = Source(fd: fd, trailer: trailer)
+        source = src
+        let context = Unmanaged.passUnretained(src).toOpaque()
+        let status = archive_read_open(a, context, nil, { _, client, bufferOut in
+            let src = Unmanaged<ArchiveReader.Source>.fromOpaque(client!).takeUnretainedValue()
+            let n = src.buffer.withUnsafeMutableBytes { read(src.fd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                src.buffer.withUnsafeBytes { bufferOut!.pointee = $0.baseAddress }
+                return n
+            }
+            if n < 0 { return -1 }
+            guard !src.trailer.isEmpty else { return 0 }
+            // End of file: hand over the trailer once.
+            src.buffer = src.trailer
+            src.trailer = []
+            src.buffer.withUnsafeBytes { bufferOut!.pointee = $0.baseAddress }
+            return src.buffer.count
+        }, nil)
+        guard status == ARCHIVE_OK else {
             let error = ArchiveError.from(a, "open \(path)")
             archive_read_free(a)
             throw error
