@@ -26,6 +26,9 @@ struct BootAgent {
         Self.mountBasics()
         Console.attach()
         Console.stage("Wyrcan \(WyrcanVersion.string) on Linux \(LinuxSystem.kernelRelease)")
+        Console.stage("Loading drivers")
+        for problem in ModuleLoader().loadAll() { Console.detail("module \(problem)") }
+        Self.mountEFIVariables()
         let cmdline = (try? FileSystem.readFile("/proc/cmdline")).map { String(decoding: $0, as: UTF8.self) } ?? ""
         var args: WyrcanArgs
         do throws(CmdlineError) { args = try WyrcanArgs(parsing: cmdline) } catch {
@@ -66,8 +69,6 @@ struct BootAgent {
         }
 
         reporter.send("booting", image: image.description)
-        Console.stage("Loading network drivers")
-        for problem in ModuleLoader().loadAll() { Console.detail("module \(problem)") }
 
         var lastError = ""
         for attempt in 1...Self.attempts {
@@ -183,6 +184,10 @@ struct BootAgent {
         try? LinuxSystem.mount("sysfs", at: "/sys", type: "sysfs")
         try? LinuxSystem.mount("devtmpfs", at: "/dev", type: "devtmpfs")
         try? LinuxSystem.mount("tmpfs", at: "/run", type: "tmpfs", options: "mode=0755")
+    }
+
+    /// After the drivers: efivarfs may be a module.
+    static func mountEFIVariables() {
         if FileSystem.isDirectory("/sys/firmware/efi") {
             try? LinuxSystem.mount("efivarfs", at: "/sys/firmware/efi/efivars", type: "efivarfs")
         }

@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+
+/// Wyrcan's own initramfs under QEMU (TCG) with the Debian kernel, pulling from a local
+/// docker-registry through user networking (guest 10.0.2.2 = host loopback).
+@Suite(.serialized) struct BootSystemTests {
+    /// Built once per test run: Wyrcan's kernel + initrd + OCI image, a test image, a registry.
+    final class Rig: @unchecked Sendable {
+        let dir: String
+        let registry: LocalRegistry
+        var guestRegistry: String { "10.0.2.2:\(registry.port)" }
+
+        init() throws {
+            dir = try Sys.tempDir("boot")
+            // Built by scripts/test before `swift test` (a nested swift build would wait for the lock).
+            for artifact in ["/out/wyrcan.kernel", "/out/wyrcan.initrd", "/out/wyrcan-oci/index.json"]
+            where !FileManager.default.fileExists(atPath: Sys.root + artifact) {
+                throw SysError("\(artifact) is missing: run scripts/build-initramfs --oci out/wyrcan-oci first (make test does)")
+            }
+            let image = try Sys.run(Sys.root + "/scripts/build-test-image", [dir + "/hello", "WYRCAN-BOOT-MARKER", "console=ttyS0"])
+            guard image.status == 0 else { throw SysError("build-test-image: \(image.stderr)") }
+            registry = try LocalRegistry(name: "boot")
+            try registry.push(layout: dir + "/hello", tag: "latest", to: "test/hello")
+            try registry.push(layout: Sys.root + "/out/wyrcan-oci", tag: "latest", to: "wyrcan/wyrcan")
+            // An image without a kernel: for the failure test.
+            try Sys.buildImage("""
+                {"images": [{"layers": [{"entries": [{"path": "init", "type": "file", "content": "#!/bin/sh", "mode": 493}]}]}]}
+                """, layout: dir + "/broken")
+            try registry.push(layout: dir + "/broken", tag: "latest", to: "test/broken")
+        }
+
+        /// Boots Wyrcan with `cmdline`; returns the serial console text and the seconds it took.
+        func boot(_ name: String, cmdline: String, timeout: Int = 240) throws -> (String, Double) {
+            let log = "\(dir)/\(name).console"
+            let start = Date()
+            _ = try Sys.run("/usr/bin/timeout", ["\(timeout)", "qemu-system-x86_64", "-accel", "tcg", "-m", "2G", "-display", "none",
+                "-serial", "file:\(log)", "-monitor", "none", "-no-reboot",
+                "-kernel", Sys.root + "/out/wyrcan.kernel", "-initrd", Sys.root + "/out/wyrcan.initrd", "-append", cmdline,
+                "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56"])
+            return ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "", Date().timeIntervalSince(start))
+        }
+    }
+
+    nonisolated(unsafe) static var shared: Rig?
+    static func rig() throws -> Rig {
+        if let shared { return shared }
+        let r = try Rig()
+        shared = r
+        return r
+    }
+
+    static func marker(_ console: String, _ name: String = "WYRCAN-BOOT-MARKER") -> String? {
+        let parts = console.components(separatedBy: "\(name) cmdline=")
+        guard parts.count > 1 else { return nil }
+        return parts[1].split(whereSeparator: \.isNewline).first.map { String($0).trimmingCharacters(in: .whitespaces) }
+    }
+
+    @Test(.timeLimit(.minutes(10)))
+    func directBootDeliversTheArgsExactly() throws {
+        let rig = try Self.rig()
+        // A fleet server on loopback receives the boot reports.
+        let serve = try ServeSystemTests.Server(name: "boot-reports")
+        let report = "http://10.0.2.2:\(serve.port)/v1/report/52:54:00:12:34:56"
+        let cmdline = "console=ttyS0 wyr.img=\(rig.guestRegistry)/test/hello wyr.insecure=\(rig.guestRegistry) wyr.report=\(report) "
+            + #"wyr.arg="quiet log-buf-len=1M" wyr.arg=print-fatal-signals=1 wyr.arg="motd='two words'""#
+        let (console, seconds) = try rig.boot("direct", cmdline: cmdline)
+        let marker = Self.marker(console)
+        #expect(marker == #"console=ttyS0 quiet log-buf-len=1M print-fatal-signals=1 motd="two words""#, "console:\n\(console.suffix(4000))")
+        #expect(console.contains("● Getting \(rig.guestRegistry)/test/hello:latest"))
+        #expect(console.contains("● Booting \(rig.guestRegistry)/test/hello:latest ("))
+        let hosts = try Sys.sh("curl -s http://127.0.0.1:\(serve.port)/v1/hosts").stdout
+        #expect(hosts.contains("\"stage\" : \"kexec\""), "\(hosts)")
+        print("direct boot: \(Int(seconds)) s from QEMU start to the test image's marker (TCG)")
+    }
+
+    @Test(.timeLimit(.minutes(10)))
+    func chainedSelfUpgradeCarriesNestedArgs() throws {
+        let rig = try Self.rig()
+        let cmd = try Sys.run(Sys.binary("wyrcan-serve"), ["cmdline", "--image", "\(rig.guestRegistry)/wyrcan/wyrcan",
+            "--image", "\(rig.guestRegistry)/test/hello", "--stage-param", "wyr.insecure=\(rig.guestRegistry)",
+            "--stage-param", "console=ttyS0", "--arg", #"motd="chained and spaced""#, "--arg", "quiet"])
+        #expect(cmd.status == 0, "\(cmd.stderr)")
+        let (console, seconds) = try rig.boot("chain", cmdline: cmd.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(console.components(separatedBy: "● Wyrcan ").count - 1 == 2, "two Wyrcan stages ran")
+        #expect(console.contains("wyr.depth=1"))
+        #expect(Self.marker(console) == #"console=ttyS0 motd="chained and spaced" quiet"#, "console:\n\(console.suffix(4000))")
+        print("chained boot: \(Int(seconds)) s")
+    }
+
+    @Test(.timeLimit(.minutes(10)))
+    func brokenImageIsExplainedNotHung() throws {
+        let rig = try Self.rig()
+        let (console, seconds) = try rig.boot("broken", cmdline: "console=ttyS0 wyr.img=\(rig.guestRegistry)/test/broken wyr.insecure=\(rig.guestRegistry)", timeout: 180)
+        #expect(console.contains("● Failure: the image has no /boot/wyrcan.kernel: install a kernel in the image and symlink it there"), "console:\n\(console.suffix(3000))")
+        #expect(console.contains("● Rebooting in 30 s"))
+        #expect(seconds < 170, "QEMU exited by itself (reboot with -no-reboot), it did not hang")
+    }
+
+    @Test(.timeLimit(.minutes(5)))
+    func noImageShowsHelp() throws {
+        let rig = try Self.rig()
+        let (console, _) = try rig.boot("noimage", cmdline: "console=ttyS0", timeout: 150)
+        #expect(console.contains("No container image to boot"), "console:\n\(console.suffix(3000))")
+        #expect(console.contains("wyr.img=registry.example.com/os/debian:12"))
+    }
+}
