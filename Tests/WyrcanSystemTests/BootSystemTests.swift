@@ -30,11 +30,14 @@ import Testing
         }
 
         /// Boots Wyrcan with `cmdline`; returns the serial console text and the seconds it took.
-        func boot(_ name: String, cmdline: String, timeout: Int = 240) throws -> (String, Double) {
+        func boot(_ name: String, cmdline: String, timeout: Int = 240, efiVars: String? = nil) throws -> (String, Double) {
             let log = "\(dir)/\(name).console"
             let start = Date()
+            let firmware = efiVars.map {
+                ["-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd", "-drive", "if=pflash,format=raw,file=\($0)"]
+            } ?? []
             _ = try Sys.run("/usr/bin/timeout", ["\(timeout)", "qemu-system-x86_64", "-accel", "tcg", "-m", "2G", "-display", "none",
-                "-serial", "file:\(log)", "-monitor", "none", "-no-reboot",
+                "-serial", "file:\(log)", "-monitor", "none", "-no-reboot"] + firmware + [
                 "-kernel", Sys.root + "/out/wyrcan.kernel", "-initrd", Sys.root + "/out/wyrcan.initrd", "-append", cmdline,
                 "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56"])
             return ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "", Date().timeIntervalSince(start))
@@ -102,5 +105,30 @@ import Testing
         let (console, _) = try rig.boot("noimage", cmdline: "console=ttyS0", timeout: 150)
         #expect(console.contains("No container image to boot"), "console:\n\(console.suffix(3000))")
         #expect(console.contains("wyr.img=registry.example.com/os/debian:12"))
+    }
+
+    /// OVMF with a writable vars file: store the config, boot from it alone, clear it.
+    @Test(.timeLimit(.minutes(12)))
+    func efiPersistence() throws {
+        let rig = try Self.rig()
+        let vars = rig.dir + "/OVMF_VARS.fd"
+        try? FileManager.default.removeItem(atPath: vars)
+        try FileManager.default.copyItem(atPath: "/usr/share/OVMF/OVMF_VARS.fd", toPath: vars)
+        let insecure = "wyr.insecure=\(rig.guestRegistry)"
+
+        let (first, _) = try rig.boot("efi-write", cmdline: "console=ttyS0 wyr.img=\(rig.guestRegistry)/test/hello \(insecure) wyr.arg=stored-arg=1 wyr.efi=write", timeout: 300, efiVars: vars)
+        #expect(first.contains("● Stored this config in EFI"), "console:\n\(first.suffix(3000))")
+        #expect(Self.marker(first) == "console=ttyS0 stored-arg=1")
+
+        let (second, _) = try rig.boot("efi-use", cmdline: "console=ttyS0 \(insecure)", timeout: 300, efiVars: vars)
+        #expect(second.contains("● Using the config stored in EFI: wyr.img=\(rig.guestRegistry)/test/hello:latest wyr.arg=stored-arg=1"), "console:\n\(second.suffix(3000))")
+        #expect(Self.marker(second) == "console=ttyS0 stored-arg=1")
+
+        let (third, _) = try rig.boot("efi-clear", cmdline: "console=ttyS0 wyr.efi=clear", timeout: 200, efiVars: vars)
+        #expect(third.contains("● Cleared the config stored in EFI"), "console:\n\(third.suffix(3000))")
+
+        let (fourth, _) = try rig.boot("efi-gone", cmdline: "console=ttyS0 \(insecure)", timeout: 100, efiVars: vars)
+        #expect(fourth.contains("No container image to boot"), "console:\n\(fourth.suffix(3000))")
+        #expect(Self.marker(fourth) == nil)
     }
 }
