@@ -45,10 +45,16 @@ import Testing
     }
 
     nonisolated(unsafe) static var shared: Rig?
+    nonisolated(unsafe) static var registryPID: Int32 = 0
     static func rig() throws -> Rig {
         if let shared { return shared }
         let r = try Rig()
         shared = r
+        // The shared rig lives until the test process exits: stop its registry by PID then.
+        registryPID = r.registry.server.process.processIdentifier
+        atexit {
+            if BootSystemTests.registryPID > 0 { kill(BootSystemTests.registryPID, SIGTERM) }
+        }
         return r
     }
 

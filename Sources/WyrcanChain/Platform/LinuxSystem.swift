@@ -80,7 +80,11 @@ public enum LinuxSystem {
         guard fd >= 0 else { throw .last("open \(path)") }
         defer { close(fd) }
         var flags: Int = 0
-        guard wyr_get_inode_flags(fd, &flags) == 0 else { throw .last("read flags of \(path)") }
+        guard wyr_get_inode_flags(fd, &flags) == 0 else {
+            // A filesystem without inode flags (not efivarfs) has nothing to clear.
+            if errno == ENOTTY || errno == EOPNOTSUPP || errno == EINVAL { return }
+            throw .last("read flags of \(path)")
+        }
         flags &= ~wyr_fs_immutable_flag()
         guard wyr_set_inode_flags(fd, &flags) == 0 else { throw .last("clear the immutable flag of \(path)") }
     }
