@@ -1,8 +1,12 @@
 # Wyrcan: the two set-up commands of README, plus the usual build targets.
-.PHONY: demo test build release clean
+.PHONY: demo demo-chain test build release clean
 
 demo:
 	scripts/demo
+
+# The chained self-upgrade variant: Wyrcan boots a newer Wyrcan (from the registry), which boots the container.
+demo-chain:
+	scripts/demo --chain
 
 test:
 	scripts/test
