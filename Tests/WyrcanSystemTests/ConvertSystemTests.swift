@@ -195,13 +195,12 @@ import Testing
     @Test func interruptedTransfersResumeWithRange() throws {
         let work = try Sys.tempDir("flaky")
         try Sys.buildImage(Self.multiLayer, layout: work + "/layout")
-        let flaky = try Background("/usr/bin/python3", [Sys.fixtures + "/flakyregistry.py", work + "/layout", work + "/port", "--cut-first", "--throttle-first"], log: work + "/flaky.log")
-        defer { flaky.stop() }
-        try Sys.waitFor("flaky registry") { FileManager.default.fileExists(atPath: work + "/port") }
-        let host = "127.0.0.1:" + (try String(contentsOfFile: work + "/port", encoding: .utf8))
+        let flaky = try FlakyRegistry(layout: work + "/layout", flags: ["--cut-first", "--throttle-first"])
+        let host = flaky.host
+        defer { withExtendedLifetime(flaky) {} }
         let r = try Sys.wyrcan(["convert", "\(host)/any/name:v1", "--insecure-registry", host, "-o", work + "/out", "--quiet"])
         #expect(r.status == 0, "\(r.stderr)")
-        let log = flaky.output
+        let log = flaky.server.output
         #expect(log.contains("bytes="), "no Range request in:\n\(log)")
         #expect(log.components(separatedBy: "/manifests/v1").count - 1 >= 2, "the 429 was retried")
         #expect(FileManager.default.fileExists(atPath: work + "/out/initrd"))
@@ -210,10 +209,9 @@ import Testing
     @Test func serverIgnoringRangeStillYieldsTheRightBytes() throws {
         let work = try Sys.tempDir("norange")
         try Sys.buildImage(Self.small, layout: work + "/layout")
-        let flaky = try Background("/usr/bin/python3", [Sys.fixtures + "/flakyregistry.py", work + "/layout", work + "/port", "--cut-first", "--ignore-range"], log: work + "/flaky.log")
-        defer { flaky.stop() }
-        try Sys.waitFor("flaky registry") { FileManager.default.fileExists(atPath: work + "/port") }
-        let host = "127.0.0.1:" + (try String(contentsOfFile: work + "/port", encoding: .utf8))
+        let flaky = try FlakyRegistry(layout: work + "/layout", flags: ["--cut-first", "--ignore-range"])
+        let host = flaky.host
+        defer { withExtendedLifetime(flaky) {} }
         let r = try Sys.wyrcan(["convert", "\(host)/x/y:small", "--insecure-registry", host, "-o", work + "/out", "--quiet"])
         #expect(r.status == 0, "\(r.stderr)")
     }
@@ -221,10 +219,9 @@ import Testing
     @Test func corruptServerIsRefused() throws {
         let work = try Sys.tempDir("corrupt-server")
         try Sys.buildImage(Self.small, layout: work + "/layout")
-        let flaky = try Background("/usr/bin/python3", [Sys.fixtures + "/flakyregistry.py", work + "/layout", work + "/port", "--corrupt"], log: work + "/flaky.log")
-        defer { flaky.stop() }
-        try Sys.waitFor("flaky registry") { FileManager.default.fileExists(atPath: work + "/port") }
-        let host = "127.0.0.1:" + (try String(contentsOfFile: work + "/port", encoding: .utf8))
+        let flaky = try FlakyRegistry(layout: work + "/layout", flags: ["--corrupt"])
+        let host = flaky.host
+        defer { withExtendedLifetime(flaky) {} }
         let r = try Sys.wyrcan(["convert", "\(host)/x/y:small", "--insecure-registry", host, "-o", work + "/out", "--quiet"])
         #expect(r.status == 1)
         #expect(r.stderr.contains("refusing corrupted data"), "\(r.stderr)")
@@ -291,20 +288,19 @@ extension ConvertSystemTests {
     @Test func bearerTokenFlow() throws {
         let work = try Sys.tempDir("bearer")
         try Sys.buildImage(Self.small, layout: work + "/layout")
-        let flaky = try Background("/usr/bin/python3", [Sys.fixtures + "/flakyregistry.py", work + "/layout", work + "/port", "--bearer"], log: work + "/flaky.log")
-        defer { flaky.stop() }
-        try Sys.waitFor("token registry") { FileManager.default.fileExists(atPath: work + "/port") }
-        let host = "127.0.0.1:" + (try String(contentsOfFile: work + "/port", encoding: .utf8))
+        let flaky = try FlakyRegistry(layout: work + "/layout", flags: ["--bearer"])
+        let host = flaky.host
+        defer { withExtendedLifetime(flaky) {} }
         let anonymous = try Sys.wyrcan(["convert", "\(host)/any/name:small", "--insecure-registry", host, "-o", work + "/a", "--quiet"])
         #expect(anonymous.status == 0, "\(anonymous.stderr)")
-        #expect(flaky.output.contains("GET /token?service=flaky&scope=repository%3Aany%2Fname%3Apull"), "\(flaky.output)")
-        #expect(flaky.output.contains("Bearer token-for-anonymous"))
+        #expect(flaky.server.output.contains("GET /token?service=flaky&scope=repository%3Aany%2Fname%3Apull"), "\(flaky.server.output)")
+        #expect(flaky.server.output.contains("Bearer token-for-anonymous"))
 
         let auth = "{\"auths\": {\"\(host)\": {\"auth\": \"\(Data("wyrcan:s3cret".utf8).base64EncodedString())\"}}}"
         try auth.write(toFile: work + "/auth.json", atomically: true, encoding: .utf8)
         let user = try Sys.wyrcan(["convert", "\(host)/any/name:small", "--insecure-registry", host, "--auth-file", work + "/auth.json", "-o", work + "/u", "--quiet"])
         #expect(user.status == 0, "\(user.stderr)")
-        #expect(flaky.output.contains("Bearer token-for-wyrcan"))
+        #expect(flaky.server.output.contains("Bearer token-for-wyrcan"))
 
         let bad = "{\"auths\": {\"\(host)\": {\"username\": \"wyrcan\", \"password\": \"nope\"}}}"
         try bad.write(toFile: work + "/bad.json", atomically: true, encoding: .utf8)

@@ -189,6 +189,23 @@ final class LocalRegistry {
     deinit { server.stop() }
 }
 
+/// Tests/Fixtures/flakyregistry.py serving a layout with the given misbehaviours; stopped by PID
+/// when the value goes away.
+final class FlakyRegistry {
+    let server: Background
+    let host: String
+
+    init(layout: String, flags: [String]) throws {
+        let portFile = layout + ".port"
+        try? FileManager.default.removeItem(atPath: portFile)
+        server = try Background("/usr/bin/python3", [Sys.fixtures + "/flakyregistry.py", layout, portFile] + flags, log: layout + ".flaky.log")
+        try Sys.waitFor("flaky registry") { FileManager.default.fileExists(atPath: portFile) }
+        host = "127.0.0.1:" + (try String(contentsOfFile: portFile, encoding: .utf8))
+    }
+
+    deinit { server.stop() }
+}
+
 /// A throw-away CA and a server certificate for 127.0.0.1.
 struct TestPKI {
     let dir: String
