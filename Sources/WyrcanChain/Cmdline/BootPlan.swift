@@ -155,6 +155,9 @@ public struct BootPlan: Sendable {
             }
             for s in args.s3 { out.append("  s3 \(s.alias): \(s.url) (access key \(s.accessKey), secret hidden)") }
         }
+        if let url = args.extraArgsURL {
+            out.append("Extra args: fetched from \(url) after network-up, merged, never printed")
+        }
         if !args.kernelParameters.isEmpty {
             out.append("Wyrcan's own kernel only (not passed on): \(args.kernelParameters.map(\.raw).joined(separator: " "))")
         }

@@ -29,6 +29,9 @@ public struct WyrcanArgs: Sendable, Equatable {
     public var volumes: [VolumeSpec] = []
     /// `wyr.s3=…`
     public var s3: [S3Alias] = []
+    /// `wyr.extra_args_url=URL`: more `wyr.*` parameters (e.g. S3 secrets) fetched after network-up,
+    /// so they stay out of the booted system's `/proc/cmdline`.
+    public var extraArgsURL: String?
     /// `wyr.depth=N`: how many Wyrcan stages ran before this one (Wyrcan sets it when chaining).
     public var depth = 0
     /// Parameters that are not Wyrcan's: they configure this stage's kernel only.
@@ -70,7 +73,8 @@ public struct WyrcanArgs: Sendable, Equatable {
                 kernelParameters.append(parameter)
             }
         }
-        for volume in volumes {
+        // Aliases may arrive later from wyr.extra_args_url; the agent checks again after merging.
+        for volume in volumes where extraArgsURL == nil {
             if let alias = volume.mirror?.alias, !s3.contains(where: { $0.alias == alias }) {
                 throw .undefinedS3Alias(parameter: "wyr.volume=\(volume.name)", alias: alias)
             }
@@ -126,6 +130,12 @@ public struct WyrcanArgs: Sendable, Equatable {
             let alias = try S3Alias(parsing: try value("ALIAS,URL,ACCESS_KEY,SECRET_KEY"), parameter: key)
             s3.removeAll { $0.alias == alias.alias }
             s3.append(alias)
+        case "extra_args_url":
+            let v = try value("https://SERVER/PATH")
+            guard v.hasPrefix("http://") || v.hasPrefix("https://") else {
+                throw .invalidValue(parameter: key, value: v, reason: "must be an https:// (or http://) URL")
+            }
+            extraArgsURL = v
         case "depth":
             let v = try value("N")
             guard let n = Int(v), n >= 0, n <= 1000 else {

@@ -37,7 +37,7 @@ public struct ImagePuller {
         do { image = try layout.resolve(platform: options.platform) } catch { throw .registry(error) }
         let layers = image.manifest.layers
         let progress = TransferProgress(title: "Verifying \(layout.name)", sizes: layers.map(\.size), labels: layers.map { short($0.digest) }, quiet: quiet)
-        let paths = try Self.parallel(layers.count, width: 2) { (i) throws(ConversionError) -> String in
+        let paths = try Parallel.map(layers.count, width: 2) { (i) throws(ConversionError) -> String in
             do throws(RegistryError) {
                 let path = try layout.verifyBlob(layers[i]) { progress.update(layer: i, bytes: $0) }
                 progress.finished(layer: i)
@@ -57,7 +57,7 @@ public struct ImagePuller {
         do throws(FileError) { try FileSystem.createDirectory(workDirectory + "/blobs") } catch { throw .file(error) }
         let progress = TransferProgress(title: "Getting \(reference)", sizes: layers.map(\.size), labels: layers.map { short($0.digest) }, quiet: quiet)
         let options = self.options
-        let paths = try Self.parallel(layers.count, width: options.parallelDownloads) { (i) throws(ConversionError) -> String in
+        let paths = try Parallel.map(layers.count, width: options.parallelDownloads) { (i) throws(ConversionError) -> String in
             let layer = layers[i]
             let path = "\(workDirectory)/blobs/\(layer.digest.hex)-\(i)"
             do throws(RegistryError) {
@@ -69,34 +69,6 @@ public struct ImagePuller {
         }
         progress.complete()
         return Pulled(image: image, layers: paths)
-    }
-
-    /// Runs `body` for 0..<count on up to `width` threads; the first error wins.
-    static func parallel<T: Sendable>(_ count: Int, width: Int, _ body: @escaping @Sendable (Int) throws(ConversionError) -> T) throws(ConversionError) -> [T] {
-        let results = ParallelResults<T>(count)
-        let group = DispatchGroup()
-        let slots = DispatchSemaphore(value: max(1, width))
-        let lock = DispatchSemaphore(value: 1)
-        for i in 0..<count {
-            slots.wait()
-            DispatchQueue.global().async(group: group) {
-                defer { slots.signal() }
-                let r: Result<T, ConversionError>
-                do throws(ConversionError) { r = .success(try body(i)) } catch { r = .failure(error) }
-                lock.wait()
-                results.values[i] = r
-                lock.signal()
-            }
-        }
-        group.wait()
-        var out: [T] = []
-        for r in results.values {
-            switch r! {
-            case .success(let v): out.append(v)
-            case .failure(let e): throw e
-            }
-        }
-        return out
     }
 
     static func extract(archive file: String, into directory: String) throws(ConversionError) {
@@ -127,12 +99,6 @@ public struct ImagePuller {
             throw .archive(error)
         }
     }
-}
-
-/// Result slots written by worker threads under a semaphore.
-final class ParallelResults<T>: @unchecked Sendable {
-    var values: [Result<T, ConversionError>?]
-    init(_ n: Int) { values = Array(repeating: nil, count: n) }
 }
 
 func short(_ digest: Digest) -> String { "\(digest.algorithm.rawValue):\(digest.hex.prefix(12))" }

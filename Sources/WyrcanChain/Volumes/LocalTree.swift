@@ -1,0 +1,80 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The regular files of a volume directory, keyed by their path relative to it.
+struct LocalTree {
+    struct File: Equatable {
+        var size: Int64
+        /// Nanoseconds since the epoch.
+        var mtime: Int64
+    }
+
+    var files: [String: File] = [:]
+    /// What a bucket cannot hold (symlinks, devices, sockets…), relative paths.
+    var skipped: [String] = []
+
+    /// Walks `root` without following symlinks; Wyrcan's own bookkeeping files are left out.
+    static func scan(_ root: String) throws(FileError) -> LocalTree {
+        var tree = LocalTree()
+        guard FileSystem.isDirectory(root) else { return tree }
+        try walk(root, relative: "", into: &tree)
+        return tree
+    }
+
+    private static func walk(_ directory: String, relative: String, into tree: inout LocalTree) throws(FileError) {
+        for name in try FileSystem.list(directory) {
+            let rel = relative.isEmpty ? name : relative + "/" + name
+            if relative.isEmpty && (name == SyncState.fileName || name == SyncState.fileName + ".tmp") { continue }
+            if name.hasPrefix(".wyrcan-partial.") { continue }
+            let path = directory + "/" + name
+            var st = Glibc.stat()
+            guard lstat(path, &st) == 0 else { throw .last("stat", path) }
+            switch st.st_mode & S_IFMT {
+            case S_IFDIR: try walk(path, relative: rel, into: &tree)
+            case S_IFREG: tree.files[rel] = File(size: Int64(st.st_size), mtime: nanoseconds(st.st_mtim))
+            default: tree.skipped.append(rel)
+            }
+        }
+    }
+
+    static func nanoseconds(_ t: timespec) -> Int64 { Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec) }
+
+    static func status(_ path: String) -> File? {
+        var st = Glibc.stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return File(size: Int64(st.st_size), mtime: nanoseconds(st.st_mtim))
+    }
+
+    /// Sets a file's modification time to `seconds` since the epoch.
+    static func setModificationTime(_ path: String, seconds: Int64) {
+        var times = [timespec(tv_sec: Int(seconds), tv_nsec: 0), timespec(tv_sec: Int(seconds), tv_nsec: 0)]
+        _ = utimensat(AT_FDCWD, path, &times, 0)
+    }
+
+    /// `exclude=GLOB` matches the whole relative path or its last component (fnmatch rules).
+    static func isExcluded(_ rel: String, by globs: [String]) -> Bool {
+        let base = rel.split(separator: "/").last.map(String.init) ?? rel
+        return globs.contains { fnmatch($0, rel, 0) == 0 || fnmatch($0, base, 0) == 0 }
+    }
+
+    /// A relative path that stays inside the volume (no '..', no empty or absolute parts).
+    static func isSafe(_ rel: String) -> Bool {
+        !rel.isEmpty && !rel.hasPrefix("/") && !rel.hasSuffix("/")
+            && !rel.split(separator: "/", omittingEmptySubsequences: false).contains { $0.isEmpty || $0 == "." || $0 == ".." }
+    }
+}
+
+extension FileSystem {
+    /// The names in a directory, without "." and "..".
+    public static func list(_ path: String) throws(FileError) -> [String] {
+        guard let dir = opendir(path) else { throw .last("opendir", path) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+}

@@ -1,0 +1,116 @@
+# shellcheck shell=bash
+# Shared by examples/*/build: a daemon-less build of a bootable container from a Debian-family
+# archive. mmdebstrap (minbase) makes the root file system, the distribution's customize.sh (the same
+# script its Containerfile RUNs) finishes it in a chroot, umoci writes it as a one-layer OCI image.
+# No container engine, no daemon; needs root.
+#
+# The sourcing script sets:
+#   NAME      image name for messages and the title label (debian, ubuntu)
+#   SUITE     the release to bootstrap (bookworm, noble)
+#   SOURCES   array of apt source lines (the first one's suite is SUITE)
+#   KEYRING   (optional) keyring file to check the archive's signatures with
+#   CUSTOMIZE the customize.sh to run inside the root
+# and then calls: build_main "$@"
+
+build_usage() {
+    cat <<EOF
+usage: $0 OUT_LAYOUT [TAG] [--push REGISTRY/REPO[:TAG]] [--insecure]
+
+Builds a bootable $NAME ($SUITE) container image into the OCI image layout directory OUT_LAYOUT
+(created if missing; other tags in it are kept) under TAG (default: latest), without a container
+engine: mmdebstrap + $(basename "$(dirname "$CUSTOMIZE")")/customize.sh in a chroot + umoci. Needs root.
+
+  --push REF    then copy it to a registry with skopeo (docker://REF; REF without a tag gets TAG)
+  --insecure    the registry speaks plain HTTP / has an untrusted certificate (lab registries)
+
+The settings of customize.sh are read from the environment: WYRCAN_CMDLINE, AUTOLOGIN,
+ROOT_PASSWORD, EXTRA_PACKAGES, DROP_MODULES (see customize.sh). Also:
+  MIRROR        the archive to use (default: see the build script)
+  WORKDIR       where to build the root file system (default: /var/tmp)
+
+Boot-test the result with Wyrcan's converter:
+  wyrcan convert oci:OUT_LAYOUT:TAG --output out/
+  qemu-system-x86_64 -accel tcg -m 2G -nographic -kernel out/kernel -initrd out/initrd -append "\$(cat out/cmdline)"
+EOF
+}
+
+# One word for sh: single-quoted, with ' written as '\''.
+shq() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
+
+build_main() {
+    local out="" tag="" push="" insecure=0
+    while (($#)); do
+        case $1 in
+            -h | --help) build_usage; return 0 ;;
+            --push) push=${2:?--push needs REGISTRY/REPO[:TAG]}; shift ;;
+            --push=*) push=${1#--push=} ;;
+            --insecure) insecure=1 ;;
+            -*) echo "$0: unknown option $1" >&2; build_usage >&2; return 2 ;;
+            *) if [[ -z $out ]]; then out=$1; elif [[ -z $tag ]]; then tag=$1; else
+                echo "$0: too many arguments" >&2; return 2; fi ;;
+        esac
+        shift
+    done
+    [[ -n $out ]] || { build_usage >&2; return 2; }
+    tag=${tag:-latest}
+    [[ $(id -u) == 0 ]] || { echo "$0: needs root (mmdebstrap --mode=root, chroot, file ownership)" >&2; return 1; }
+
+    local tools=(mmdebstrap umoci) missing=()
+    [[ -n $push ]] && tools+=(skopeo)
+    for t in "${tools[@]}"; do command -v "$t" >/dev/null || missing+=("$t"); done
+    if ((${#missing[@]})); then
+        command -v apt-get >/dev/null || { echo "$0: missing tools: ${missing[*]}" >&2; return 1; }
+        echo "● Installing ${missing[*]}" >&2
+        apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+    fi
+
+    umask 022
+    local start=$SECONDS
+    local root
+    root=$(mktemp -d "${WORKDIR:-/var/tmp}/wyrcan-$NAME.XXXXXX")
+    # --one-file-system: never follow into something still mounted in the chroot after a failure.
+    trap 'rm -rf --one-file-system "$root"' EXIT
+    rmdir "$root" # mmdebstrap creates it
+
+    # Only the settings that are set reach customize.sh (unset means "its default", empty means empty).
+    local envargs="" v
+    for v in WYRCAN_CMDLINE AUTOLOGIN ROOT_PASSWORD EXTRA_PACKAGES DROP_MODULES; do
+        [[ -n ${!v+set} ]] && envargs+=" $v=$(shq "${!v}")"
+    done
+
+    local keyring=()
+    [[ -n ${KEYRING:-} ]] && keyring=(--keyring="$KEYRING")
+    echo "● Bootstrapping $NAME $SUITE (minbase) and running customize.sh" >&2
+    WYRCAN_CUSTOMIZE=$CUSTOMIZE mmdebstrap --mode=root --variant=minbase --format=directory "${keyring[@]}" \
+        --customize-hook='cp "$WYRCAN_CUSTOMIZE" "$1/tmp/wyrcan-customize.sh"' \
+        --customize-hook="chroot \"\$1\" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=dumb$envargs /bin/sh /tmp/wyrcan-customize.sh" \
+        --customize-hook='rm -f "$1/tmp/wyrcan-customize.sh"' \
+        "$SUITE" "$root" "${SOURCES[@]}" >&2
+    # What a container build would not have: mmdebstrap's device nodes and the host's hostname.
+    rm -rf "${root:?}"/dev/* "$root/etc/hostname"
+
+    echo "● Writing the OCI image $out:$tag" >&2
+    [[ -f $out/index.json ]] || umoci init --layout "$out"
+    umoci rm --image "$out:$tag" 2>/dev/null || true
+    umoci new --image "$out:$tag"
+    umoci insert --image "$out:$tag" "$root" /
+    umoci config --image "$out:$tag" --os linux --architecture amd64 --config.cmd /init \
+        --config.label "org.opencontainers.image.title=$NAME $SUITE for Wyrcan" \
+        --config.label "org.opencontainers.image.description=bootable container: /boot/wyrcan.kernel, /init, /boot/wyrcan.cmdline"
+    umoci gc --layout "$out"
+
+    local rootsize layersize digest
+    rootsize=$(du -sm --apparent-size "$root" | cut -f1)
+    digest=$(jq -r --arg t "$tag" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $t) | .digest' "$out/index.json")
+    layersize=$(jq -r '[.layers[].size] | add' "$out/blobs/sha256/${digest#sha256:}")
+    echo "● $NAME: root file system ${rootsize} MB, compressed layer $((layersize / 1048576)) MB, manifest $digest ($((SECONDS - start)) s)" >&2
+
+    if [[ -n $push ]]; then
+        local ref=$push
+        [[ ${ref##*/} == *:* || $ref == *@* ]] || ref+=":$tag"
+        echo "● Pushing to docker://$ref" >&2
+        local tls=()
+        ((insecure)) && tls=(--dest-tls-verify=false)
+        skopeo copy "${tls[@]}" "oci:$out:$tag" "docker://$ref" >&2
+    fi
+}
