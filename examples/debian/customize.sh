@@ -28,7 +28,8 @@ DROP_MODULES=${DROP_MODULES-sound drivers/media drivers/bluetooth net/bluetooth 
 PACKAGES="systemd systemd-sysv systemd-resolved udev dbus kmod linux-image-amd64
   iproute2 iputils-ping procps less ca-certificates"
 
-export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
+# INITRD=No: the kernel's postinst hook skips building an initramfs (see above).
+export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 INITRD=No
 
 # --- 1. Small: no documentation, manual pages or translations (what Debian's -slim images do).
 mkdir -p /etc/dpkg/dpkg.cfg.d

@@ -69,7 +69,8 @@ build_main() {
     local root
     root=$(mktemp -d "${WORKDIR:-/var/tmp}/wyrcan-$NAME.XXXXXX")
     # --one-file-system: never follow into something still mounted in the chroot after a failure.
-    trap 'rm -rf --one-file-system "$root"' EXIT
+    # shellcheck disable=SC2064 # expand now: $root is local
+    trap "rm -rf --one-file-system '$root'" EXIT
     rmdir "$root" # mmdebstrap creates it
 
     # Only the settings that are set reach customize.sh (unset means "its default", empty means empty).
@@ -81,7 +82,9 @@ build_main() {
     local keyring=()
     [[ -n ${KEYRING:-} ]] && keyring=(--keyring="$KEYRING")
     echo "● Bootstrapping $NAME $SUITE (minbase) and running customize.sh" >&2
+    # The merged-usr hook installs usr-is-merged (not usrmerge, which would pull in perl).
     WYRCAN_CUSTOMIZE=$CUSTOMIZE mmdebstrap --mode=root --variant=minbase --format=directory "${keyring[@]}" \
+        --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
         --customize-hook='cp "$WYRCAN_CUSTOMIZE" "$1/tmp/wyrcan-customize.sh"' \
         --customize-hook="chroot \"\$1\" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=dumb$envargs /bin/sh /tmp/wyrcan-customize.sh" \
         --customize-hook='rm -f "$1/tmp/wyrcan-customize.sh"' \
