@@ -1,7 +1,7 @@
 #!/bin/sh
 # Turns a Debian 12 (bookworm) root file system into a container that Wyrcan can boot.
 # The one place for these steps: the Containerfile runs it (RUN), and ./build runs it in a chroot of
-# the debootstrapped tree, so the two ways of building cannot drift apart.
+# the mmdebstrap-made tree, so the two ways of building cannot drift apart.
 # Runs inside the root being built, as root, with network access to a Debian mirror.
 #
 # Settings (environment; the Containerfile passes its ARGs of the same names):
@@ -11,24 +11,27 @@
 #                   ttyS0 is for demos and labs: anyone on the serial console gets a root shell)
 #   ROOT_PASSWORD   root's password, clear text or (starting with $) a crypt(3) hash such as
 #                   `openssl passwd -6`'s; "" leaves root locked (only the autologin gets in)
-#   EXTRA_PACKAGES  more packages to install (e.g. openssh-server, firmware-bnx2x with
-#                   non-free-firmware enabled)
+#   KERNEL_PACKAGES the kernel: linux-image-amd64 (default: all of Debian's modules, no firmware) or
+#                   linux-image-cloud-amd64 (fewer drivers, for virtual machines)
+#   EXTRA_PACKAGES  more packages to install (e.g. openssh-server, or firmware-bnx2x with
+#                   COMPONENTS="main non-free-firmware" given to ./build)
 #   DROP_MODULES    kernel module trees (under /lib/modules/VERSION/kernel/) to delete; "" keeps all
 set -eu
 
 WYRCAN_CMDLINE=${WYRCAN_CMDLINE-console=tty0 console=ttyS0,115200}
 AUTOLOGIN=${AUTOLOGIN-ttyS0}
 ROOT_PASSWORD=${ROOT_PASSWORD-}
+KERNEL_PACKAGES=${KERNEL_PACKAGES-linux-image-amd64}
 EXTRA_PACKAGES=${EXTRA_PACKAGES-}
 DROP_MODULES=${DROP_MODULES-sound drivers/media drivers/bluetooth net/bluetooth drivers/net/wireless net/wireless net/mac80211 drivers/staging drivers/isdn drivers/gpu/drm/amd drivers/gpu/drm/nouveau drivers/gpu/drm/radeon drivers/gpu/drm/i915 drivers/infiniband}
 
 # systemd (PID 1 and udev), networkd + resolved for the network, the kernel and its modules, and a
-# few tools to look around. No initramfs generator is wanted (the image *is* the initramfs), but
-# linux-image-amd64 depends on one; its output is deleted below.
-PACKAGES="systemd systemd-sysv systemd-resolved udev dbus kmod linux-image-amd64
+# few tools to look around. No initramfs is wanted (the image *is* the initramfs), but the kernel
+# package pulls in initramfs-tools: INITRD=No below keeps the kernel's postinst from running it.
+PACKAGES="systemd systemd-sysv systemd-resolved udev dbus kmod $KERNEL_PACKAGES
   iproute2 iputils-ping procps less ca-certificates"
 
-# INITRD=No: the kernel's postinst hook skips building an initramfs (see above).
+# INITRD=No: the kernel's postinst hook does not build an initramfs (see above).
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 INITRD=No
 
 # --- 1. Small: no documentation, manual pages or translations (what Debian's -slim images do).
@@ -115,17 +118,19 @@ done
 # (systemd-getty-generator starts serial-getty@ for the console named last on the kernel cmdline,
 # ttyS0 by default, and getty@tty1 on the screen.)
 
-# --- 7. A marker on the console once the system is up (what the demo and the tests look for).
+# --- 7. A marker on the console once the system is up (what the demo and the tests look for): the
+# line "wyrcan-demo-ok" on its own.
 cat > /etc/systemd/system/wyrcan-demo-ok.service <<'EOF'
 [Unit]
-Description=Tell the console that the booted container reached multi-user.target
+Description=Demo marker on the console at multi-user.target
 After=multi-user.target
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
 ExecStart=/bin/echo wyrcan-demo-ok
-StandardOutput=journal+console
+StandardOutput=tty
+TTYPath=/dev/console
 
 [Install]
 WantedBy=multi-user.target

@@ -8,7 +8,10 @@
 #   NAME      image name for messages and the title label (debian, ubuntu)
 #   SUITE     the release to bootstrap (bookworm, noble)
 #   SOURCES   array of apt source lines (the first one's suite is SUITE)
-#   KEYRING   (optional) keyring file to check the archive's signatures with
+#   KEYRING   (optional) keyring file or directory to check the archive's signatures with
+#   HOOKS     (optional) mmdebstrap --hook-dir to use, e.g. its merged-usr hooks
+#   INCLUDE   (optional) packages for the base system, comma-separated (the archive keyring, so that
+#             apt inside the chroot trusts the archive too)
 #   CUSTOMIZE the customize.sh to run inside the root
 # and then calls: build_main "$@"
 
@@ -33,6 +36,12 @@ Boot-test the result with Wyrcan's converter:
   qemu-system-x86_64 -accel tcg -m 2G -nographic -kernel out/kernel -initrd out/initrd -append "\$(cat out/cmdline)"
 EOF
 }
+
+# Temporary directories to delete on exit (--one-file-system: never follow into something still
+# mounted in a chroot after a failure).
+BUILD_TMPDIRS=()
+build_cleanup() { local d; for d in "${BUILD_TMPDIRS[@]}"; do rm -rf --one-file-system "$d"; done; }
+trap build_cleanup EXIT
 
 # One word for sh: single-quoted, with ' written as '\''.
 shq() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
@@ -68,9 +77,7 @@ build_main() {
     local start=$SECONDS
     local root
     root=$(mktemp -d "${WORKDIR:-/var/tmp}/wyrcan-$NAME.XXXXXX")
-    # --one-file-system: never follow into something still mounted in the chroot after a failure.
-    # shellcheck disable=SC2064 # expand now: $root is local
-    trap "rm -rf --one-file-system '$root'" EXIT
+    BUILD_TMPDIRS+=("$root")
     rmdir "$root" # mmdebstrap creates it
 
     # Only the settings that are set reach customize.sh (unset means "its default", empty means empty).
@@ -79,12 +86,12 @@ build_main() {
         [[ -n ${!v+set} ]] && envargs+=" $v=$(shq "${!v}")"
     done
 
-    local keyring=()
-    [[ -n ${KEYRING:-} ]] && keyring=(--keyring="$KEYRING")
+    local opts=()
+    [[ -n ${KEYRING:-} ]] && opts+=(--keyring="$KEYRING")
+    [[ -n ${INCLUDE:-} ]] && opts+=(--include="$INCLUDE")
+    [[ -n ${HOOKS:-} ]] && opts+=(--hook-dir="$HOOKS")
     echo "● Bootstrapping $NAME $SUITE (minbase) and running customize.sh" >&2
-    # The merged-usr hook installs usr-is-merged (not usrmerge, which would pull in perl).
-    WYRCAN_CUSTOMIZE=$CUSTOMIZE mmdebstrap --mode=root --variant=minbase --format=directory "${keyring[@]}" \
-        --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+    WYRCAN_CUSTOMIZE=$CUSTOMIZE mmdebstrap --mode=root --variant=minbase --format=directory "${opts[@]}" \
         --customize-hook='cp "$WYRCAN_CUSTOMIZE" "$1/tmp/wyrcan-customize.sh"' \
         --customize-hook="chroot \"\$1\" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=dumb$envargs /bin/sh /tmp/wyrcan-customize.sh" \
         --customize-hook='rm -f "$1/tmp/wyrcan-customize.sh"' \

@@ -104,6 +104,20 @@ public struct VolumeSpec: Sendable, Equatable, Codable {
         }
     }
 
+    /// The `wyr.volume` value that parses back to this spec.
+    public var rendered: String {
+        var fields = [name]
+        if let mirror { fields.append("mirror=\(mirror)") }
+        fields += pullOn.map { "pull_on=\($0.rawValue)" }
+        fields += pushOn.map { "push_on=\($0.rawValue)" }
+        if overwrite { fields.append("overwrite") }
+        if remove { fields.append("remove") }
+        fields += exclude.map { "exclude=\($0)" }
+        if path != Self.defaultPath(for: name) { fields.append("path=\(path)") }
+        if expiration != .never { fields.append("expiration=\(expiration.rawValue)") }
+        return fields.joined(separator: ",")
+    }
+
     static func pullEvent(_ v: String) -> PullEvent? {
         switch v {
         case "boot", "pipeline_start", "container_start": return .boot
@@ -163,6 +177,9 @@ public struct S3Alias: Sendable, Equatable, Codable {
         }
         self.init(alias: parts[0], url: url, accessKey: parts[2], secretKey: parts[3])
     }
+
+    /// The `wyr.s3` value (secret included: only for files Wyrcan writes with mode 0600).
+    public var rendered: String { "\(alias),\(url),\(accessKey),\(secretKey)" }
 
     static func isAlias(_ s: String) -> Bool {
         !s.isEmpty && s.unicodeScalars.allSatisfy { $0.isASCIILetter || $0.isASCIIDigit || $0 == "-" || $0 == "_" }
