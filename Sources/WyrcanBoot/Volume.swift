@@ -20,7 +20,7 @@ struct Volume: ParsableCommand {
               wyrcan volume pull --s3 'store,http://127.0.0.1:9000,KEY,SECRET' --volume 'data,mirror=store/bucket/host1' ./data
               wyrcan volume push --config /etc/wyrcan/volumes.conf --name data
             """,
-        subcommands: [Pull.self, Push.self, Sync.self])
+        subcommands: [Pull.self, Push.self, Sync.self, Watch.self])
 
     enum Direction { case pull, push, sync }
 

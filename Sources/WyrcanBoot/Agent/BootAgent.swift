@@ -100,6 +100,8 @@ struct BootAgent {
         let up = NetworkSetup(config: args.network).bringUp()
         guard up > 0 else { throw BootFailure(description: "no network link got an address (check the cable, DHCP, or wyr.net.* settings)") }
         reporter.send("network", image: image.description)
+        var args = args
+        if let url = args.extraArgsURL { try Self.mergeExtraArgs(from: url, into: &args) }
 
         Console.stage("Getting \(image)")
         reporter.send("pulling", image: image.description)
@@ -136,6 +138,8 @@ struct BootAgent {
             throw BootFailure(description: error.description, retryable: retryable)
         }
         reporter.send("converted", detail: "initrd \(artifacts.initrdBytes) bytes", image: image.description)
+        let hooks = VolumeHooks(args: args)
+        if hooks.isNeeded { try hooks.apply(toInitrd: artifacts.initrdPath) }
 
         let next: String
         do throws(CmdlineError) { next = try args.nextCmdline(imageCmdline: artifacts.cmdline) } catch {
@@ -163,6 +167,36 @@ struct BootAgent {
         FileSystem.remove(artifacts.kernelPath)
         let error = LinuxSystem.rebootIntoKexec()
         throw BootFailure(description: error.description, retryable: false)
+    }
+
+    /// `wyr.extra_args_url`: fetches more parameters (S3 secrets, volumes) after network-up and
+    /// merges them; they are never printed, and only wyr.arg values reach the next cmdline.
+    static func mergeExtraArgs(from url: String, into args: inout WyrcanArgs) throws(BootFailure) {
+        Console.stage("Getting extra parameters from \(url)")
+        let response: HTTPResponse
+        do throws(CurlError) { response = try CurlEasy().request(url: url, timeoutSeconds: 30) } catch {
+            throw BootFailure(description: "wyr.extra_args_url: \(error)")
+        }
+        guard response.status == 200 else { throw BootFailure(description: "wyr.extra_args_url: \(url) answered HTTP \(response.status)") }
+        let text = String(decoding: response.body, as: UTF8.self).split(whereSeparator: \.isNewline)
+            .filter { !$0.hasPrefix("#") }.joined(separator: " ")
+        let extra: WyrcanArgs
+        do throws(CmdlineError) { extra = try WyrcanArgs(parsing: text) } catch {
+            // The parameter is named, its value (perhaps a secret) is not.
+            throw BootFailure(description: "wyr.extra_args_url: a parameter is invalid: \(error.description.split(separator: ":").first ?? "")", retryable: false)
+        }
+        for alias in extra.s3 {
+            args.s3.removeAll { $0.alias == alias.alias }
+            args.s3.append(alias)
+        }
+        for volume in extra.volumes where !args.volumes.contains(where: { $0.name == volume.name }) { args.volumes.append(volume) }
+        args.args += extra.args
+        for volume in args.volumes {
+            if let alias = volume.mirror?.alias, !args.s3.contains(where: { $0.alias == alias }) {
+                throw BootFailure(description: CmdlineError.undefinedS3Alias(parameter: "wyr.volume=\(volume.name)", alias: alias).description, retryable: false)
+            }
+        }
+        Console.detail("\(extra.s3.count) S3 alias(es), \(extra.volumes.count) volume(s), \(extra.args.count) wyr.arg(s) merged")
     }
 
     private func fail(_ reason: String, rescue: Bool, reporter: Reporter) -> Never {

@@ -9,7 +9,7 @@ public struct FileError: Error, CustomStringConvertible, Sendable {
     public let code: Int32
     public var description: String { "\(operation) \(path): \(String(cString: strerror(code)))" }
 
-    static func last(_ operation: String, _ path: String) -> FileError {
+    public static func last(_ operation: String, _ path: String) -> FileError {
         FileError(operation: operation, path: path, code: errno)
     }
 }

@@ -1,0 +1,58 @@
+import Foundation
+import Testing
+
+/// Volumes across the kexec boundary, in QEMU: boot 1 writes into a push_on=shutdown volume and
+/// pushes it as it powers off; boot 2 gets it back through pull_on=boot.
+@Suite(.serialized) struct VolumeBootSystemTests {
+    /// A bootable image with network (Wyrcan's own tree: busybox, drivers, udhcpc) whose /init
+    /// reports the volume's file if it is there, else writes it and pushes before powering off.
+    static func buildImage(in dir: String) throws -> String {
+        let layout = dir + "/volume-image"
+        try? FileManager.default.removeItem(atPath: layout)
+        try FileManager.default.copyItem(atPath: Sys.root + "/out/wyrcan-oci", toPath: layout)
+        let initScript = dir + "/volume-init"
+        try """
+            #!/bin/sh
+            mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev 2>/dev/null
+            exec </dev/console >/dev/console 2>&1
+            modprobe virtio_pci; modprobe virtio_net
+            for i in /sys/class/net/e*; do n=${i##*/}; ip link set "$n" up; udhcpc -i "$n" -s /etc/wyrcan/udhcpc.script -q -n -t 5 >/dev/null; done
+            V=/var/lib/wyrcan/volumes/notes
+            if [ -f "$V/boot1.txt" ]; then
+              echo "VOLUME-FOUND: $(cat "$V/boot1.txt")"
+            else
+              echo "written by boot 1" > "$V/boot1.txt"
+              echo VOLUME-WROTE
+              /usr/lib/wyrcan/push-volumes && echo VOLUME-PUSHED
+            fi
+            poweroff -f
+
+            """.write(toFile: initScript, atomically: true, encoding: .utf8)
+        chmod(initScript, 0o755)
+        let r = try Sys.run("/usr/bin/umoci", ["insert", "--image", layout + ":latest", initScript, "/init"])
+        guard r.status == 0 else { throw SysError("umoci insert: \(r.stderr)") }
+        return layout
+    }
+
+    @Test(.timeLimit(.minutes(12)))
+    func aVolumePushedAtShutdownIsThereAtTheNextBoot() throws {
+        let rig = try BootSystemTests.rig()
+        let s3 = try LocalS3(name: "boot")
+        try rig.registry.push(layout: try Self.buildImage(in: rig.dir), tag: "latest", to: "test/volume")
+        let cmdline = "console=ttyS0 wyr.img=\(rig.guestRegistry)/test/volume wyr.insecure=\(rig.guestRegistry) "
+            + "wyr.s3=store,http://10.0.2.2:\(s3.port),\(LocalS3.accessKey),\(LocalS3.secretKey) "
+            + "wyr.volume=notes,mirror=store/bucket/vm1,pull_on=boot,push_on=shutdown wyr.arg=console=ttyS0"
+
+        let (first, _) = try rig.boot("volume-1", cmdline: cmdline)
+        #expect(first.contains("Pulling volume notes"), "\(first.suffix(3000))")
+        #expect(first.contains("VOLUME-WROTE") && first.contains("VOLUME-PUSHED"), "\(first.suffix(3000))")
+        #expect(try s3.listing() == ["vm1/boot1.txt": 18])
+        #expect(try s3.aws("s3 cp s3://bucket/vm1/boot1.txt -").stdout == "written by boot 1\n")
+
+        let (second, _) = try rig.boot("volume-2", cmdline: cmdline)
+        #expect(second.contains("VOLUME-FOUND: written by boot 1"), "\(second.suffix(3000))")
+        // The secret never reaches the booted system's cmdline.
+        let booted = second.components(separatedBy: "Booting ").last ?? ""
+        #expect(!booted.contains(LocalS3.secretKey))
+    }
+}
