@@ -41,6 +41,17 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: store.path))
     }
 
+    @Test func insecureRegistriesAreStoredOnlyWhenGiven() throws {
+        let dir = try directory("insecure")
+        let store = EFIVariableStore(directory: dir)
+        try store.write(try StoredConfig(args: try WyrcanArgs(parsing: "wyr.img=r.io/os")))
+        #expect(!String(decoding: try Data(contentsOf: URL(fileURLWithPath: store.path)), as: UTF8.self).contains("insecure"))
+        try store.write(try StoredConfig(args: try WyrcanArgs(parsing: "wyr.img=10.0.2.2:5000/os wyr.insecure=10.0.2.2:5000")))
+        let stored = try #require(try store.read())
+        #expect(stored.insecure == ["10.0.2.2:5000"])
+        #expect(try WyrcanArgs(parsing: try stored.cmdlineText()).insecureRegistries == ["10.0.2.2:5000"])
+    }
+
     @Test func refusesWhatTheFormatCannotHold() throws {
         let args = try WyrcanArgs(parsing: "wyr.img=r.io/os wyr.net.lan.Network.DNS=a wyr.net.lan.Network.DNS=b")
         #expect(throws: CmdlineError.self) { try StoredConfig(args: args) }

@@ -123,7 +123,8 @@ struct BootAgent {
         do throws(ConversionError) {
             let pulled = try puller.pull(.registry(image), workDirectory: Self.workDirectory + "/pull")
             Console.detail("manifest \(pulled.image.manifestDigest)")
-            artifacts = try InitrdBuilder().build(layers: pulled.layers, outputDirectory: Self.workDirectory + "/out")
+            artifacts = try InitrdBuilder(compression: Self.initrdCompression(layers: pulled.layers))
+                .build(layers: pulled.layers, outputDirectory: Self.workDirectory + "/out")
             FileSystem.removeTree(Self.workDirectory + "/pull")
         } catch {
             var retryable = true
@@ -167,6 +168,16 @@ struct BootAgent {
         FileSystem.remove(artifacts.kernelPath)
         let error = LinuxSystem.rebootIntoKexec()
         throw BootFailure(description: error.description, retryable: false)
+    }
+
+    /// Uncompressed when memory allows: the initrd only moves from this RAM to the next kernel's,
+    /// and compressing it here costs more time than the next kernel saves unpacking it. With
+    /// less memory than the uncompressed rootfs would need (estimated at 4× the compressed
+    /// layers, held twice around kexec), zstd keeps it small.
+    static func initrdCompression(layers: [String]) -> CpioWriter.Compression {
+        let compressed = layers.reduce(Int64(0)) { $0 + (FileSystem.size($1) ?? 0) }
+        guard let available = LinuxSystem.memoryAvailable() else { return .zstd }
+        return available > compressed * 8 + (256 << 20) ? .none : .zstd
     }
 
     /// `wyr.extra_args_url`: fetches more parameters (S3 secrets, volumes) after network-up and

@@ -34,8 +34,8 @@ struct VolumeHooks {
                 throw .init(description: "could not prepare the volume pusher: \(error)", retryable: false)
             }
         }
-        let segment = BootAgent.workDirectory + "/volumes.cpio.zst"
-        do throws(ArchiveError) { try DirectoryArchiver.archive(root: overlay, to: segment) } catch {
+        let segment = BootAgent.workDirectory + "/volumes.cpio"
+        do throws(ArchiveError) { try DirectoryArchiver.archive(root: overlay, to: segment, compression: .none) } catch {
             throw .init(description: "could not archive the volumes: \(error)")
         }
         defer { FileSystem.remove(segment) }

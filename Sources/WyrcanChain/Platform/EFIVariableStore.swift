@@ -16,18 +16,33 @@ public struct StoredConfig: Codable, Sendable, Equatable {
     public var cmdline: [String]
     /// `wyr.net.*` as file name (with extension) → section → key → value.
     public var network: [String: [String: [String: String]]]
+    /// `wyr.insecure` registries: Wyrcan's addition, written only when there are some, so that a
+    /// stored config alone can boot from a plain-HTTP lab registry (the original ignores it).
+    public var insecure: [String] = []
 
-    public init(image: String?, cmdline: [String], network: [String: [String: [String: String]]]) {
+    public init(image: String?, cmdline: [String], network: [String: [String: [String: String]]], insecure: [String] = []) {
         self.image = image
         self.cmdline = cmdline
         self.network = network
+        self.insecure = insecure
     }
+
+    enum CodingKeys: String, CodingKey { case image, cmdline, network, insecure }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         image = try c.decodeIfPresent(String.self, forKey: .image)
         cmdline = try c.decodeIfPresent([String].self, forKey: .cmdline) ?? []
         network = try c.decodeIfPresent([String: [String: [String: String]]].self, forKey: .network) ?? [:]
+        insecure = try c.decodeIfPresent([String].self, forKey: .insecure) ?? []
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encodeIfPresent(image, forKey: .image)
+        try c.encode(cmdline, forKey: .cmdline)
+        try c.encode(network, forKey: .network)
+        if !insecure.isEmpty { try c.encode(insecure, forKey: .insecure) }
     }
 
     /// The config `wyr.efi=write` stores for these arguments; fails when the network config uses
@@ -36,7 +51,7 @@ public struct StoredConfig: Codable, Sendable, Equatable {
         guard let network = args.network.legacyMap else {
             throw .notRepresentable(what: "wyr.efi=write", reason: "repeated wyr.net keys or SECTION@N sections do not fit the EFI variable's format")
         }
-        self.init(image: args.image?.description, cmdline: args.args, network: network)
+        self.init(image: args.image?.description, cmdline: args.args, network: network, insecure: args.insecureRegistries)
     }
 
     /// The equivalent cmdline, so a stored config goes through the same parser as a typed one.
@@ -44,6 +59,7 @@ public struct StoredConfig: Codable, Sendable, Equatable {
         var parts: [String] = []
         if let image { parts.append(try Self.render("wyr.img", image)) }
         for arg in cmdline { parts.append(try Self.render("wyr.arg", arg)) }
+        for registry in insecure { parts.append(try Self.render("wyr.insecure", registry)) }
         for (file, sections) in network.sorted(by: { $0.key < $1.key }) {
             let dot = file.lastIndex(of: ".")
             let name = dot.map { String(file[..<$0]) } ?? file
