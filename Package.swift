@@ -21,8 +21,9 @@ let package = Package(
         .systemLibrary(
             name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]),
+        // No pkgConfig: it would add -larchive (the shared library); WyrcanChain links it statically.
         .systemLibrary(
-            name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive",
+            name: "CArchive", path: "Sources/CArchive",
             providers: [.apt(["libarchive-dev"])]),
         .systemLibrary(
             name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl",
@@ -39,6 +40,14 @@ let package = Package(
             dependencies: [
                 "CCurl", "CArchive", "COpenSSL", "CMicroHTTPD", "CWyrcanSys",
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            linkerSettings: [
+                // libarchive from Debian's libarchive-dev, statically: only the tar reader and the
+                // cpio writer are linked in, not the XAR reader that needs libxml2 + ICU, which
+                // would triple the boot initramfs. Its codecs stay shared libraries.
+                .linkedLibrary(":libarchive.a"),
+                .linkedLibrary(":libacl.so.1"), .linkedLibrary("lzma"), .linkedLibrary("zstd"), .linkedLibrary(":liblz4.so.1"),
+                .linkedLibrary("bz2"), .linkedLibrary("z"), .linkedLibrary("nettle"),
             ]),
         .executableTarget(
             name: "WyrcanBoot",

@@ -165,21 +165,27 @@ final class LocalS3 {
         let s3 = try LocalS3(name: "killed")
         let dir = try Sys.tempDir("vol-killed")
         try FileManager.default.createDirectory(atPath: dir + "/v", withIntermediateDirectories: true)
-        #expect(try Sys.sh("cd \(dir)/v && for i in $(seq 1 200); do head -c 300000 /dev/urandom > f$i; done && head -c 120000000 /dev/urandom > big.bin && md5sum * | sort > ../before.md5").status == 0)
+        // 400 small files first (sorted order), then a 200 MB file that goes multipart.
+        #expect(try Sys.sh("cd \(dir)/v && for i in $(seq 1 400); do head -c 100000 /dev/urandom > f$i; done && head -c 200000000 /dev/urandom > m-big.bin && md5sum * | sort > ../before.md5").status == 0)
         let spec = "data,mirror=store/bucket"
-        let push = try Background(Sys.binary("wyrcan"), ["volume", "push", "--jobs", "2", "--s3", s3.alias, "--volume", spec, dir + "/v"], log: dir + "/push1.log")
-        // Kill it once objects have started to arrive, while others are in flight.
-        try Sys.waitFor("the first uploads", seconds: 30) { ((try? s3.listing()) ?? [:]).count >= 3 }
+        let push = try Background(Sys.binary("wyrcan"), ["volume", "push", "--jobs", "1", "--s3", s3.alias, "--volume", spec, dir + "/v"], log: dir + "/push1.log")
+        // Kill it once the small files are stored, while the big one is in flight (the server's
+        // own directory is watched: quicker than any listing).
+        let stored = s3.root + "/data/bucket"
+        try Sys.waitFor("the small files", seconds: 60) {
+            ((try? FileManager.default.contentsOfDirectory(atPath: stored)) ?? []).filter { $0.hasPrefix("f") }.count >= 400
+        }
         kill(push.process.processIdentifier, SIGKILL)
         push.process.waitUntilExit()
-        let partial = try s3.listing().count
-        #expect(partial < 201, "the push finished before it was killed; nothing was interrupted")
+        let partial = try s3.listing()
+        #expect(partial["m-big.bin"] == nil, "the push finished before it was killed; nothing was interrupted")
 
         let rerun = try Self.volume(s3, "push", spec, dir + "/v")
         #expect(rerun.status == 0, "\(rerun.stderr)")
+        #expect(rerun.stdout.contains("1 uploaded"), "only what was missing: \(rerun.stdout)")
         let listing = try s3.listing()
-        #expect(listing.count == 201, "every file exactly once")
-        #expect(listing["big.bin"] == 120_000_000)
+        #expect(listing.count == 401, "every file exactly once")
+        #expect(listing["m-big.bin"] == 200_000_000)
         // Local data untouched; remote copies identical.
         #expect(try Sys.sh("cd \(dir)/v && md5sum * | sort | cmp - ../before.md5").status == 0)
         #expect(try s3.aws("s3 cp --recursive s3://bucket/ \(dir)/check --quiet").status == 0)
