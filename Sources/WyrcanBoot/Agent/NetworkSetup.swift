@@ -14,7 +14,7 @@ struct NetworkSetup {
     }
 
     static func ethernetLinks() -> [Link] {
-        guard let dir = opendirList("/sys/class/net") else { return [] }
+        guard let dir = try? FileSystem.list("/sys/class/net") else { return [] }
         return dir.sorted().compactMap { name in
             let type = (try? FileSystem.readFile("/sys/class/net/\(name)/type")).map { String(decoding: $0, as: UTF8.self).trimmingSpaces() }
             guard name != "lo", type?.hasPrefix("1") == true else { return nil }
@@ -78,17 +78,6 @@ struct NetworkSetup {
     }
 }
 
-/// Names in a directory (no Foundation here).
-func opendirList(_ path: String) -> [String]? {
-    guard let dir = opendir(path) else { return nil }
-    defer { closedir(dir) }
-    var names: [String] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafePointer(to: entry.pointee.d_name) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names
-}
 
 #if canImport(Glibc)
 import Glibc

@@ -193,7 +193,6 @@ extension CurlEasy {
         case "HEAD": try set(CURLOPT_NOBODY, true)
         default: try set(CURLOPT_CUSTOMREQUEST, method)
         }
-        var uploadOffset = 0
         if let body {
             try set(CURLOPT_UPLOAD, true)
             try set(CURLOPT_INFILESIZE_LARGE, offset: Int64(body.count))
@@ -203,17 +202,21 @@ extension CurlEasy {
         try perform(
             onHeader: { HTTPResponse.parseHeaderLine($0, into: &responseHeaders) },
             onData: { responseBody.append(contentsOf: $0); return true },
-            upload: body.map { body in
-                { buffer in
-                    let n = min(buffer.count, body.count - uploadOffset)
-                    body.withUnsafeBytes { src in
-                        buffer.baseAddress!.copyMemory(from: src.baseAddress! + uploadOffset, byteCount: n)
-                    }
-                    uploadOffset += n
-                    return n
-                }
-            })
+            upload: body.map(Self.reader))
         return HTTPResponse(status: responseCode, headers: responseHeaders, body: responseBody)
+    }
+
+    /// An upload callback that hands out `body` in order, as libcurl asks for it.
+    public static func reader(_ body: [UInt8]) -> (UnsafeMutableRawBufferPointer) -> Int {
+        var offset = 0
+        return { buffer in
+            let n = min(buffer.count, body.count - offset)
+            body.withUnsafeBytes { src in
+                buffer.baseAddress!.copyMemory(from: src.baseAddress! + offset, byteCount: n)
+            }
+            offset += n
+            return n
+        }
     }
 }
 

@@ -120,17 +120,26 @@ public enum FileSystem {
 
     public static func remove(_ path: String) { unlink(path) }
 
-    /// rm -rf for a directory Wyrcan created (does not follow symlinks).
-    public static func removeTree(_ path: String) {
-        guard let dir = opendir(path) else { unlink(path); return }
+    /// The names in a directory, without "." and "..".
+    public static func list(_ path: String) throws(FileError) -> [String] {
+        guard let dir = opendir(path) else { throw .last("opendir", path) }
+        defer { closedir(dir) }
+        var names: [String] = []
         while let entry = readdir(dir) {
             let name = withUnsafePointer(to: entry.pointee.d_name) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
-            if name == "." || name == ".." { continue }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// rm -rf for a directory Wyrcan created (does not follow symlinks).
+    public static func removeTree(_ path: String) {
+        guard let names = try? list(path) else { unlink(path); return }
+        for name in names {
             let child = path + "/" + name
             var st = stat()
             if lstat(child, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR { removeTree(child) } else { unlink(child) }
         }
-        closedir(dir)
         rmdir(path)
     }
 

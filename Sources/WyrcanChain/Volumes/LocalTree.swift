@@ -64,17 +64,3 @@ struct LocalTree {
             && !rel.split(separator: "/", omittingEmptySubsequences: false).contains { $0.isEmpty || $0 == "." || $0 == ".." }
     }
 }
-
-extension FileSystem {
-    /// The names in a directory, without "." and "..".
-    public static func list(_ path: String) throws(FileError) -> [String] {
-        guard let dir = opendir(path) else { throw .last("opendir", path) }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
-    }
-}

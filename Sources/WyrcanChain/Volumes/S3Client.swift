@@ -111,7 +111,6 @@ public final class S3Client: @unchecked Sendable {
             case "PUT": break
             default: try curl.set(CURLOPT_CUSTOMREQUEST, method)
             }
-            var uploadOffset = 0
             if let body {
                 try curl.set(CURLOPT_UPLOAD, true)
                 try curl.set(CURLOPT_INFILESIZE_LARGE, offset: Int64(body.count))
@@ -132,16 +131,7 @@ public final class S3Client: @unchecked Sendable {
                     do throws(S3Error) { try sink.write(chunk) } catch { sinkError = error; return false }
                     return true
                 },
-                upload: body.map { body in
-                    { buffer in
-                        let n = min(buffer.count, body.count - uploadOffset)
-                        body.withUnsafeBytes { src in
-                            buffer.baseAddress!.copyMemory(from: src.baseAddress! + uploadOffset, byteCount: n)
-                        }
-                        uploadOffset += n
-                        return n
-                    }
-                })
+                upload: body.map(CurlEasy.reader))
         } catch {
             if let sinkError { throw sinkError }
             throw .transport(endpoint: endpoint, operation: operation, error)
