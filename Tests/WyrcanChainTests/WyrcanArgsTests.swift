@@ -138,6 +138,18 @@ import Testing
         #expect(plan.document.networkFiles == ["/etc/systemd/network/autoconf.network": "[Match]\nType=ether\n\n[Network]\nDHCP=yes\nIPv6AcceptRA=yes\n"])
         #expect(plan.document.volumes.first?.mirror == "s3/bucket/host1")
     }
+
+    @Test func extraArgsURLDefersTheAliasCheckAndVolumesRenderBack() throws {
+        let args = try WyrcanArgs(parsing: "wyr.img=r.io/x wyr.extra_args_url=https://cfg.lab/h1 wyr.volume=data,mirror=store/bucket/h1,pull_on=boot,push_on=changes,overwrite,exclude=*.tmp,path=/srv/data")
+        #expect(args.extraArgsURL == "https://cfg.lab/h1")
+        let volume = try #require(args.volumes.first)
+        #expect(try VolumeSpec(parsing: volume.rendered) == volume)
+        #expect(volume.rendered == "data,mirror=store/bucket/h1,pull_on=boot,push_on=changes,overwrite,exclude=*.tmp,path=/srv/data")
+        #expect(throws: CmdlineError.self) { try WyrcanArgs(parsing: "wyr.volume=data,mirror=store/bucket") }
+        #expect(throws: CmdlineError.self) { try WyrcanArgs(parsing: "wyr.extra_args_url=ftp://x") }
+        let alias = try S3Alias(parsing: "store,http://127.0.0.1:9000,KEY,SECRET")
+        #expect(try S3Alias(parsing: alias.rendered) == alias)
+    }
 }
 
 extension String {

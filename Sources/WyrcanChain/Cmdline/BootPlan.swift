@@ -65,6 +65,7 @@ public struct BootPlan: Sendable {
         public var efi: String?
         public var volumes: [Volume]
         public var s3: [S3]
+        public var extraArgsURL: String?
         public var insecureRegistries: [String]
         public var platform: String?
         public var rescue: Bool
@@ -88,6 +89,7 @@ public struct BootPlan: Sendable {
                     exclude: $0.exclude, path: $0.path, expiration: $0.expiration.rawValue)
             },
             s3: args.s3.map { Document.S3(alias: $0.alias, url: $0.url, accessKey: $0.accessKey) },
+            extraArgsURL: args.extraArgsURL,
             insecureRegistries: args.insecureRegistries,
             platform: (args.platform ?? .current).description,
             rescue: args.rescue,
