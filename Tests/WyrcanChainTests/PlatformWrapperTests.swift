@@ -110,6 +110,13 @@ import Testing
         var link = ArchiveEntryInfo(path: "init", type: .symlink, permissions: 0o777)
         link.symlinkTarget = "sbin/init"
         try writer.writeHeader(link)
+        // Non-ASCII names (as in ca-certificates) in the C locale this process runs in.
+        let pem = Array("-----BEGIN CERTIFICATE-----\n".utf8)
+        try writer.writeHeader(ArchiveEntryInfo(path: "etc/Főtanúsítvány.pem", type: .regular, permissions: 0o644, size: Int64(pem.count)))
+        try pem.withUnsafeBytes { try writer.write($0) }
+        var pemLink = ArchiveEntryInfo(path: "etc/ca-é.pem", type: .symlink, permissions: 0o777)
+        pemLink.symlinkTarget = "Főtanúsítvány.pem"
+        try writer.writeHeader(pemLink)
         var dev = ArchiveEntryInfo(path: "console", type: .characterDevice, permissions: 0o600)
         dev.deviceMajor = 5
         dev.deviceMinor = 1
@@ -123,7 +130,8 @@ import Testing
             seen[entry.path] = entry
             if entry.path == "etc/motd" { try reader.readData { motd += $0 } }
         }
-        #expect(Set(seen.keys) == ["etc", "etc/motd", "init", "console"])
+        #expect(Set(seen.keys) == ["etc", "etc/motd", "init", "console", "etc/Főtanúsítvány.pem", "etc/ca-é.pem"])
+        #expect(seen["etc/ca-é.pem"]?.symlinkTarget == "Főtanúsítvány.pem")
         #expect(motd == data)
         #expect(seen["etc/motd"]?.mtime == 1_700_000_000)
         #expect(seen["init"]?.symlinkTarget == "sbin/init")
@@ -132,7 +140,34 @@ import Testing
         // The system's cpio reads it too (decompressed by the matching tool).
         let decompress = ["zstd": "zstd -dc", "gzip": "gzip -dc", "none": "cat"][compression.rawValue]!
         let listing = try shell("\(decompress) '\(path)' | cpio -it --quiet")
-        #expect(Set(listing.split(separator: "\n").map(String.init)) == ["etc", "etc/motd", "init", "console"])
+        #expect(Set(listing.split(separator: "\n").map(String.init)) == ["etc", "etc/motd", "init", "console", "etc/Főtanúsítvány.pem", "etc/ca-é.pem"])
+    }
+}
+
+@Suite struct TarNameTests {
+    /// Layers written by Python (pax: UTF-8 names in extended headers) and GNU tar (raw bytes).
+    @Test(arguments: ["pax", "gnu"])
+    func nonASCIINamesAndLinkTargetsAreRead(format: String) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("wyrcan-tar-\(getpid())-\(format)").path
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = """
+            import io, sys, tarfile
+            with tarfile.open(sys.argv[1], "w", format=tarfile.\(format == "pax" ? "PAX_FORMAT" : "GNU_FORMAT"), encoding="utf-8") as t:
+                data = b"pem"
+                i = tarfile.TarInfo("etc/Főtanúsítvány.pem"); i.size = len(data); t.addfile(i, io.BytesIO(data))
+                l = tarfile.TarInfo("etc/ca-é.pem"); l.type = tarfile.SYMTYPE; l.linkname = "Főtanúsítvány.pem"; t.addfile(l)
+                h = tarfile.TarInfo("etc/hård"); h.type = tarfile.LNKTYPE; h.linkname = "etc/Főtanúsítvány.pem"; t.addfile(h)
+            """
+        try script.write(toFile: dir + "/make.py", atomically: true, encoding: .utf8)
+        _ = try shell("python3 '\(dir)/make.py' '\(dir)/layer.tar'")
+        let reader = try ArchiveReader(path: dir + "/layer.tar")
+        var seen: [String: ArchiveEntryInfo] = [:]
+        while let entry = try reader.next() { seen[entry.path] = entry }
+        #expect(Set(seen.keys) == ["etc/Főtanúsítvány.pem", "etc/ca-é.pem", "etc/hård"])
+        #expect(seen["etc/ca-é.pem"]?.symlinkTarget == "Főtanúsítvány.pem")
+        #expect(seen["etc/hård"]?.hardlinkTarget == "etc/Főtanúsítvány.pem")
     }
 }
 

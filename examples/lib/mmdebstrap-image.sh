@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Shared by examples/*/build: a daemon-less build of a bootable container from a Debian-family
-# archive. mmdebstrap (minbase) makes the root file system, the distribution's customize.sh (the same
+# archive. mmdebstrap (minbase) makes the root file system, lib/customize.sh (the same
 # script its Containerfile RUNs) finishes it in a chroot, umoci writes it as a one-layer OCI image.
 # No container engine, no daemon; needs root.
 #
@@ -21,14 +21,16 @@ usage: $0 OUT_LAYOUT [TAG] [--push REGISTRY/REPO[:TAG]] [--insecure]
 
 Builds a bootable $NAME ($SUITE) container image into the OCI image layout directory OUT_LAYOUT
 (created if missing; other tags in it are kept) under TAG (default: latest), without a container
-engine: mmdebstrap + $(basename "$(dirname "$CUSTOMIZE")")/customize.sh in a chroot + umoci. Needs root.
+engine: mmdebstrap + lib/customize.sh in a chroot + umoci. Needs root.
 
   --push REF    then copy it to a registry with skopeo (docker://REF; REF without a tag gets TAG)
   --insecure    the registry speaks plain HTTP / has an untrusted certificate (lab registries)
 
 The settings of customize.sh are read from the environment: WYRCAN_CMDLINE, AUTOLOGIN,
-ROOT_PASSWORD, EXTRA_PACKAGES, DROP_MODULES (see customize.sh). Also:
-  MIRROR        the archive to use (default: see the build script)
+ROOT_PASSWORD, KERNEL_PACKAGES, EXTRA_PACKAGES, DROP_MODULES (see customize.sh). Also:
+  MIRROR, SECURITY_MIRROR  the archives to use (defaults: see the build script)
+  COMPONENTS    archive components (default: main)
+  KEYRING       keyring file or directory for the archive's signatures
   WORKDIR       where to build the root file system (default: /var/tmp)
 
 Boot-test the result with Wyrcan's converter:
@@ -82,7 +84,7 @@ build_main() {
 
     # Only the settings that are set reach customize.sh (unset means "its default", empty means empty).
     local envargs="" v
-    for v in WYRCAN_CMDLINE AUTOLOGIN ROOT_PASSWORD EXTRA_PACKAGES DROP_MODULES; do
+    for v in WYRCAN_CMDLINE AUTOLOGIN ROOT_PASSWORD KERNEL_PACKAGES EXTRA_PACKAGES DROP_MODULES; do
         [[ -n ${!v+set} ]] && envargs+=" $v=$(shq "${!v}")"
     done
 
@@ -91,6 +93,7 @@ build_main() {
     [[ -n ${INCLUDE:-} ]] && opts+=(--include="$INCLUDE")
     [[ -n ${HOOKS:-} ]] && opts+=(--hook-dir="$HOOKS")
     echo "● Bootstrapping $NAME $SUITE (minbase) and running customize.sh" >&2
+    # shellcheck disable=SC2016 # the hooks' $1 (the root) and $WYRCAN_CUSTOMIZE expand in mmdebstrap's shell
     WYRCAN_CUSTOMIZE=$CUSTOMIZE mmdebstrap --mode=root --variant=minbase --format=directory "${opts[@]}" \
         --customize-hook='cp "$WYRCAN_CUSTOMIZE" "$1/tmp/wyrcan-customize.sh"' \
         --customize-hook="chroot \"\$1\" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=dumb$envargs /bin/sh /tmp/wyrcan-customize.sh" \
@@ -113,7 +116,7 @@ build_main() {
     rootsize=$(du -sm --apparent-size "$root" | cut -f1)
     digest=$(jq -r --arg t "$tag" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $t) | .digest' "$out/index.json")
     layersize=$(jq -r '[.layers[].size] | add' "$out/blobs/sha256/${digest#sha256:}")
-    echo "● $NAME: root file system ${rootsize} MB, compressed layer $((layersize / 1048576)) MB, manifest $digest ($((SECONDS - start)) s)" >&2
+    echo "● $NAME: root file system ${rootsize} MiB, compressed layer $((layersize / 1048576)) MiB, manifest $digest ($((SECONDS - start)) s)" >&2
 
     if [[ -n $push ]]; then
         local ref=$push

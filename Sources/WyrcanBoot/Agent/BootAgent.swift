@@ -129,7 +129,8 @@ struct BootAgent {
         } catch {
             var retryable = true
             switch error {
-            case .missingKernel, .missingInit, .initNotExecutable, .initNotAFile, .kernelNotAFile, .cmdlineUnreadable, .notEnoughMemory, .unsafePath, .danglingHardlink:
+            // The image itself (its blobs are digest-verified, so reading them again changes nothing).
+            case .missingKernel, .missingInit, .initNotExecutable, .initNotAFile, .kernelNotAFile, .cmdlineUnreadable, .notEnoughMemory, .unsafePath, .danglingHardlink, .archive:
                 retryable = false
             case .registry(let r):
                 if case .noPlatform = r { retryable = false }

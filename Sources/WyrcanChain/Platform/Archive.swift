@@ -108,7 +108,9 @@ public final class CpioWriter {
     /// Writes a member header. For a regular file, follow with `write(_:)` calls totalling `size`.
     public func writeHeader(_ info: ArchiveEntryInfo) throws(ArchiveError) {
         archive_entry_clear(entry)
-        archive_entry_set_pathname_utf8(entry, info.path)
+        // The bytes as they are: the _utf8 setters convert through the locale, and in the C
+        // locale of an initramfs a name such as "Főtanúsítvány.pem" (ca-certificates) fails.
+        archive_entry_set_pathname(entry, info.path)
         archive_entry_set_mode(entry, info.modeTypeBits | (info.permissions & 0o7777))
         archive_entry_set_uid(entry, la_int64_t(info.uid))
         archive_entry_set_gid(entry, la_int64_t(info.gid))
@@ -119,7 +121,7 @@ public final class CpioWriter {
         archive_entry_set_size(entry, info.type == .regular ? la_int64_t(info.size) : 0)
         switch info.type {
         case .regular: break
-        case .symlink: archive_entry_set_symlink_utf8(entry, info.symlinkTarget ?? "")
+        case .symlink: archive_entry_set_symlink(entry, info.symlinkTarget ?? "")
         case .characterDevice, .blockDevice:
             archive_entry_set_rdevmajor(entry, dev_t(info.deviceMajor))
             archive_entry_set_rdevminor(entry, dev_t(info.deviceMinor))
@@ -251,8 +253,9 @@ public final class ArchiveReader {
         info.uid = UInt32(truncatingIfNeeded: archive_entry_uid(entry))
         info.gid = UInt32(truncatingIfNeeded: archive_entry_gid(entry))
         info.mtime = Int64(archive_entry_mtime(entry))
-        info.symlinkTarget = archive_entry_symlink_utf8(entry).map { String(cString: $0) }
-        info.hardlinkTarget = archive_entry_hardlink_utf8(entry).map { String(cString: $0) }
+        // UTF-8 when libarchive can convert (pax headers), else the raw bytes (ustar in the C locale).
+        info.symlinkTarget = (archive_entry_symlink_utf8(entry) ?? archive_entry_symlink(entry)).map { String(cString: $0) }
+        info.hardlinkTarget = (archive_entry_hardlink_utf8(entry) ?? archive_entry_hardlink(entry)).map { String(cString: $0) }
         info.linkCount = UInt32(archive_entry_nlink(entry))
         info.inode = UInt64(archive_entry_ino64(entry))
         info.deviceMajor = UInt32(archive_entry_rdevmajor(entry))

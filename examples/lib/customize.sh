@@ -1,9 +1,9 @@
 #!/bin/sh
-# Turns an Ubuntu 24.04 LTS (noble) root file system into a container that Wyrcan can boot.
-# (The same steps as ../debian/customize.sh; what differs: the kernel package and its notes.)
-# The one place for these steps: the Containerfile runs it (RUN), and ./build runs it in a chroot of
-# the mmdebstrap-made tree, so the two ways of building cannot drift apart.
-# Runs inside the root being built, as root, with network access to an Ubuntu mirror.
+# Turns a Debian 12 (bookworm) or Ubuntu 24.04 (noble) root file system into a container that
+# Wyrcan can boot. The one place for these steps, for both distributions: their Containerfiles run
+# it (RUN), and their ./build scripts run it in a chroot of the mmdebstrap-made tree, so the ways of
+# building cannot drift apart. Runs inside the root being built, as root, with network access to
+# the distribution's mirror.
 #
 # Settings (environment; the Containerfile passes its ARGs of the same names):
 #   WYRCAN_CMDLINE  the booted system's kernel cmdline, written to /boot/wyrcan.cmdline
@@ -12,30 +12,39 @@
 #                   ttyS0 is for demos and labs: anyone on the serial console gets a root shell)
 #   ROOT_PASSWORD   root's password, clear text or (starting with $) a crypt(3) hash such as
 #                   `openssl passwd -6`'s; "" leaves root locked (only the autologin gets in)
-#   KERNEL_PACKAGES the kernel: linux-image-virtual (default: the generic kernel with the modules
-#                   for virtual machines and common server NICs/storage, no firmware) or
-#                   linux-image-generic (all modules, plus linux-firmware: ~470 MB more, and microcode)
-#   EXTRA_PACKAGES  more packages to install (e.g. openssh-server)
+#   KERNEL_PACKAGES the kernel. Debian: linux-image-amd64 (default: all of Debian's modules, no
+#                   firmware) or linux-image-cloud-amd64 (fewer drivers, for virtual machines).
+#                   Ubuntu: linux-image-virtual (default: the generic kernel with the modules for
+#                   virtual machines and common server NICs/storage, no firmware) or
+#                   linux-image-generic (all modules, plus linux-firmware: ~470 MB more)
+#   EXTRA_PACKAGES  more packages to install (e.g. openssh-server, or on Debian firmware-bnx2x with
+#                   COMPONENTS="main non-free-firmware" given to ./build)
 #   DROP_MODULES    kernel module trees (under /lib/modules/VERSION/kernel/) to delete; "" keeps all
 set -eu
 
 WYRCAN_CMDLINE=${WYRCAN_CMDLINE-console=tty0 console=ttyS0,115200}
 AUTOLOGIN=${AUTOLOGIN-ttyS0}
 ROOT_PASSWORD=${ROOT_PASSWORD-}
-KERNEL_PACKAGES=${KERNEL_PACKAGES-linux-image-virtual}
+DISTRIBUTION=$(. /etc/os-release && echo "$ID")
+case $DISTRIBUTION in
+  debian) KERNEL_PACKAGES=${KERNEL_PACKAGES-linux-image-amd64} ;;
+  ubuntu) KERNEL_PACKAGES=${KERNEL_PACKAGES-linux-image-virtual} ;;
+  *) echo "customize.sh: $DISTRIBUTION is neither debian nor ubuntu" >&2; exit 2 ;;
+esac
 EXTRA_PACKAGES=${EXTRA_PACKAGES-}
 DROP_MODULES=${DROP_MODULES-sound drivers/media drivers/bluetooth net/bluetooth drivers/net/wireless net/wireless net/mac80211 drivers/staging drivers/isdn drivers/gpu/drm/amd drivers/gpu/drm/nouveau drivers/gpu/drm/radeon drivers/gpu/drm/i915 drivers/infiniband}
 
 # systemd (PID 1 and udev), networkd + resolved for the network, the kernel and its modules, and a
-# few tools to look around. No initramfs is wanted (the image *is* the initramfs): INITRD=No below
-# keeps the kernel's postinst from building one.
+# few tools to look around. No initramfs is wanted (the image *is* the initramfs), but the kernel
+# package pulls in initramfs-tools: INITRD=No below keeps the kernel's postinst from running it.
 PACKAGES="systemd systemd-sysv systemd-resolved udev dbus kmod $KERNEL_PACKAGES
   iproute2 iputils-ping procps less ca-certificates"
 
 # INITRD=No: the kernel's postinst hook does not build an initramfs (see above).
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 INITRD=No
 
-# --- 1. Small: no documentation, manual pages or translations (as Ubuntu's minimized images).
+# --- 1. Small: no documentation, manual pages or translations (as Debian's -slim and Ubuntu's
+# minimized images).
 mkdir -p /etc/dpkg/dpkg.cfg.d
 cat > /etc/dpkg/dpkg.cfg.d/90-wyrcan-nodoc <<'EOF'
 path-exclude=/usr/share/doc/*
@@ -56,7 +65,10 @@ apt-get install -y --no-install-recommends $PACKAGES $EXTRA_PACKAGES
 
 # --- 3. Wyrcan's contract: /boot/wyrcan.kernel, /init, /boot/wyrcan.cmdline.
 set -- /boot/vmlinuz-*
-[ "$#" -eq 1 ] && [ -f "$1" ] || { echo "customize.sh: expected exactly one kernel in /boot, found: $*" >&2; exit 1; }
+if [ "$#" -ne 1 ] || [ ! -f "$1" ]; then
+    echo "customize.sh: expected exactly one kernel in /boot, found: $*" >&2
+    exit 1
+fi
 kernel=${1#/boot/}
 kver=${kernel#vmlinuz-}
 ln -sfn "$kernel" /boot/wyrcan.kernel
