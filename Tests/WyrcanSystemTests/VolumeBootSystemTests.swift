@@ -55,4 +55,45 @@ import Testing
         let booted = second.components(separatedBy: "Booting ").last ?? ""
         #expect(!booted.contains(LocalS3.secretKey))
     }
+
+    /// The same with a systemd image (examples/debian, built from Debian's mirror): the unit Wyrcan
+    /// injects pushes in its ExecStop when the system powers off.
+    @Test(.timeLimit(.minutes(15)))
+    func theInjectedSystemdUnitPushesAtShutdown() throws {
+        let rig = try BootSystemTests.rig()
+        let s3 = try LocalS3(name: "systemd")
+        let layout = rig.dir + "/debian"
+        let built = try Sys.run(Sys.root + "/examples/debian/build", [layout])
+        guard built.status == 0 else { throw SysError("examples/debian/build: \(built.stderr.suffix(2000))") }
+        // A unit that writes into the volume (or reports what it found) and powers off.
+        let extra = rig.dir + "/debian-extra"
+        try FileManager.default.createDirectory(atPath: extra + "/etc/systemd/system/multi-user.target.wants", withIntermediateDirectories: true)
+        try """
+            [Unit]
+            After=wyrcan-volumes.service network-online.target
+            Wants=network-online.target
+            [Service]
+            Type=oneshot
+            ExecStart=/bin/sh -c 'V=/var/lib/wyrcan/volumes/notes; if [ -f $V/boot1.txt ]; then echo "VOLUME-FOUND: $(cat $V/boot1.txt)" > /dev/console; else echo "written under systemd" > $V/boot1.txt; echo VOLUME-WROTE > /dev/console; fi; systemctl --no-block poweroff'
+            [Install]
+            WantedBy=multi-user.target
+
+            """.write(toFile: extra + "/etc/systemd/system/volume-check.service", atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: extra + "/etc/systemd/system/multi-user.target.wants/volume-check.service",
+                                                   withDestinationPath: "../volume-check.service")
+        let inserted = try Sys.run("/usr/bin/umoci", ["insert", "--image", layout + ":latest", extra, "/"])
+        guard inserted.status == 0 else { throw SysError("umoci insert: \(inserted.stderr)") }
+        try rig.registry.push(layout: layout, tag: "latest", to: "examples/debian")
+        let cmdline = "console=ttyS0 wyr.img=\(rig.guestRegistry)/examples/debian wyr.insecure=\(rig.guestRegistry) "
+            + "wyr.s3=store,http://10.0.2.2:\(s3.port),\(LocalS3.accessKey),\(LocalS3.secretKey) "
+            + "wyr.volume=notes,mirror=store/bucket/vm1,pull_on=boot,push_on=shutdown"
+
+        let (first, _) = try rig.boot("systemd-volume-1", cmdline: cmdline, timeout: 300)
+        #expect(first.contains("VOLUME-WROTE"), "\(first.suffix(3000))")
+        #expect(first.contains("Stopped") && first.contains("wyrcan-volumes"), "\(first.suffix(3000))")
+        #expect(try s3.aws("s3 cp s3://bucket/vm1/boot1.txt -").stdout == "written under systemd\n")
+
+        let (second, _) = try rig.boot("systemd-volume-2", cmdline: cmdline, timeout: 300)
+        #expect(second.contains("VOLUME-FOUND: written under systemd"), "\(second.suffix(3000))")
+    }
 }
