@@ -38,7 +38,7 @@ let package = Package(
         .target(
             name: "WyrcanChain",
             dependencies: [
-                "CCurl", "CArchive", "COpenSSL", "CMicroHTTPD", "CWyrcanSys",
+                "CCurl", "CArchive", "COpenSSL", "CWyrcanSys",
                 .product(name: "Logging", package: "swift-log"),
             ],
             linkerSettings: [
@@ -49,6 +49,9 @@ let package = Package(
                 .linkedLibrary(":libacl.so.1"), .linkedLibrary("lzma"), .linkedLibrary("zstd"), .linkedLibrary(":liblz4.so.1"),
                 .linkedLibrary("bz2"), .linkedLibrary("z"), .linkedLibrary("nettle"),
             ]),
+        // The HTTP server (libmicrohttpd + GnuTLS) for wyrcan-serve only: the boot agent never
+        // serves, so it does not carry these libraries in its initramfs.
+        .target(name: "WyrcanHTTP", dependencies: ["CMicroHTTPD"]),
         .executableTarget(
             name: "WyrcanBoot",
             dependencies: [
@@ -60,13 +63,13 @@ let package = Package(
         .executableTarget(
             name: "WyrcanServe",
             dependencies: [
-                "WyrcanChain", "Yams",
+                "WyrcanChain", "WyrcanHTTP", "Yams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/WyrcanServe"),
 
-        .testTarget(name: "WyrcanChainTests", dependencies: ["WyrcanChain"]),
+        .testTarget(name: "WyrcanChainTests", dependencies: ["WyrcanChain", "WyrcanHTTP"]),
         // Runs the built executables as a user would; depending on them makes `swift test` build them.
         .testTarget(name: "WyrcanBootTests", dependencies: ["WyrcanChain", "WyrcanBoot", "WyrcanServe"]),
         .testTarget(name: "WyrcanServeTests", dependencies: ["WyrcanServe", "WyrcanChain"]),

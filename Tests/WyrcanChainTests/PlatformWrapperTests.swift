@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import WyrcanChain
+import WyrcanHTTP
 
 /// The thin wrappers over libcrypto, libcurl, libmicrohttpd and libarchive, each against a real peer.
 @Suite struct CryptoTests {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import WyrcanChain
+import WyrcanHTTP
 
 struct Render: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Logging
 import WyrcanChain
+import WyrcanHTTP
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(

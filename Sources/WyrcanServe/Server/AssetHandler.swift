@@ -1,5 +1,6 @@
 import Foundation
 import WyrcanChain
+import WyrcanHTTP
 
 /// Serves files below the assets directory: Content-Length, ETag, Last-Modified,
 /// If-None-Match / If-Modified-Since, one `Range`, HEAD; never a path outside the directory.

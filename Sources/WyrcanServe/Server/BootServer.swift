@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Synchronization
 import WyrcanChain
+import WyrcanHTTP
 
 /// The HTTP(S) endpoints of wyrcan-serve.
 struct BootServer: Sendable {
