@@ -24,19 +24,30 @@ extension Volume {
             let onChange = volumes.filter { $0.0.pushOn.contains(.changes) }
             let periodic = volumes.filter { $0.0.pushOn.contains(.periodic) }
             for (volume, _) in onChange { watcher.watchTree(volume.path) }
-            var dirty = false
+            // Changes are pushed once the tree has been quiet for --debounce seconds, or at the
+            // latest --debounce × 12 after the first change (a file written all the time still
+            // gets pushed); a failed push is retried after the next quiet period, not at once.
+            var firstChange: Double? = nil
             var lastChange = Self.now()
             var nextPeriodic = Self.now() + Double(interval)
+            let quiet = Double(debounce), longest = Double(debounce) * 12
             while true {
-                let wait: Double = dirty ? max(0, lastChange + Double(debounce) - Self.now())
-                    : periodic.isEmpty ? 3600 : max(0, nextPeriodic - Self.now())
-                if watcher.wait(seconds: wait) {
-                    dirty = !onChange.isEmpty
+                var deadlines: [Double] = []
+                if let first = firstChange { deadlines.append(min(lastChange + quiet, first + longest)) }
+                if !periodic.isEmpty { deadlines.append(nextPeriodic) }
+                let wait = max(0, (deadlines.min() ?? Self.now() + 3600) - Self.now())
+                if watcher.wait(seconds: wait), !onChange.isEmpty {
                     lastChange = Self.now()
-                    continue
+                    if firstChange == nil { firstChange = lastChange }
                 }
-                if dirty && Self.now() >= lastChange + Double(debounce) {
-                    dirty = !push(onChange)
+                let now = Self.now()
+                if let first = firstChange, now >= min(lastChange + quiet, first + longest) {
+                    if push(onChange) {
+                        firstChange = nil
+                    } else {
+                        firstChange = now
+                        lastChange = now
+                    }
                     for (volume, _) in onChange { watcher.watchTree(volume.path) }
                 }
                 if !periodic.isEmpty && Self.now() >= nextPeriodic {
@@ -51,7 +62,9 @@ extension Volume {
             var ok = true
             for (volume, alias) in volumes {
                 do {
-                    let mirror = VolumeMirror(volume: volume, client: try S3Client(alias: alias, caFile: options.caFile), directory: volume.path) { printError($0) }
+                    var mirror = VolumeMirror(volume: volume, client: try S3Client(alias: alias, region: options.region, caFile: options.caFile),
+                                              directory: volume.path) { printError($0) }
+                    mirror.width = max(1, options.jobs)
                     // stderr: unbuffered, so each line reaches the journal when it happens.
                     printError("\(volume.name): \(try mirror.push().summary)")
                 } catch {
@@ -86,12 +99,26 @@ final class ChangeWatcher {
         }
     }
 
-    /// Waits up to `seconds` for a change; drains the events. True if something changed.
+    /// Waits up to `seconds` for a change; drains the events. True if something changed, not
+    /// counting Wyrcan's own bookkeeping (the sync state, partial downloads, the lock), which
+    /// every push writes.
     func wait(seconds: Double) -> Bool {
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         guard poll(&pfd, 1, Int32(min(seconds, 3600) * 1000)) > 0 else { return false }
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
-        while buffer.withUnsafeMutableBytes({ read(fd, $0.baseAddress, $0.count) }) > 0 {}
-        return true
+        var changed = false
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            guard n > 0 else { break }
+            var offset = 0
+            let header = MemoryLayout<inotify_event>.size
+            while offset + header <= n {
+                let length = buffer.withUnsafeBytes { Int($0.load(fromByteOffset: offset + 12, as: UInt32.self)) }
+                let nameBytes = buffer[(offset + header)..<min(n, offset + header + length)].prefix { $0 != 0 }
+                if !String(decoding: nameBytes, as: UTF8.self).hasPrefix(".wyrcan-") { changed = true }
+                offset += header + length
+            }
+        }
+        return changed
     }
 }

@@ -194,7 +194,7 @@ public final class HTTPServer: @unchecked Sendable {
                 body: pending.body)
             response = server.handler(request)
         }
-        return queue(response, on: connection)
+        return queue(response, on: connection, tls: server.configuration.tls != nil)
     }
 
     private static func values(_ connection: OpaquePointer?, _ kind: MHD_ValueKind) -> [(String, String)] {
@@ -209,12 +209,38 @@ public final class HTTPServer: @unchecked Sendable {
         return withExtendedLifetime(collector) { collector.items }
     }
 
-    private static func queue(_ response: HTTPServerResponse, on connection: OpaquePointer?) -> MHD_Result {
+    /// Bytes read from a file per step for TLS responses. libmicrohttpd's own file responses read
+    /// 4 KiB at a time, fine with sendfile (plain HTTP) but one small TLS record per read under
+    /// TLS; larger reads let GnuTLS fill whole 16 KiB records.
+    static let tlsFileBlock = 256 << 10
+
+    /// Where a TLS file response reads from (freed, and the descriptor closed, with the response).
+    struct FileSource { var fd: Int32; var offset: UInt64 }
+
+    private static func queue(_ response: HTTPServerResponse, on connection: OpaquePointer?, tls: Bool) -> MHD_Result {
         let mhdResponse: OpaquePointer?
         switch response.body {
         case .bytes(let bytes):
             mhdResponse = bytes.withUnsafeBytes {
                 MHD_create_response_from_buffer(bytes.count, UnsafeMutableRawPointer(mutating: $0.baseAddress), .RESPMEM_MUST_COPY)
+            }
+        case .file(let fd, let offset, let length) where tls:
+            let source = UnsafeMutablePointer<FileSource>.allocate(capacity: 1)
+            source.initialize(to: FileSource(fd: fd, offset: UInt64(offset)))
+            mhdResponse = MHD_create_response_from_callback(UInt64(length), tlsFileBlock, { cls, position, buffer, max in
+                let source = cls!.assumingMemoryBound(to: FileSource.self).pointee
+                let n = pread(source.fd, buffer, max, off_t(source.offset + position))
+                return n > 0 ? n : (n == 0 ? -1 : -2)   // end of stream / end with error
+            }, source, { cls in
+                let source = cls!.assumingMemoryBound(to: FileSource.self)
+                close(source.pointee.fd)
+                source.deinitialize(count: 1)
+                source.deallocate()
+            })
+            if mhdResponse == nil {
+                close(fd)
+                source.deinitialize(count: 1)
+                source.deallocate()
             }
         case .file(let fd, let offset, let length):
             mhdResponse = MHD_create_response_from_fd_at_offset64(UInt64(length), fd, UInt64(offset))

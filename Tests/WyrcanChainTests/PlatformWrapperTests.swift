@@ -145,6 +145,32 @@ import WyrcanHTTP
     }
 }
 
+@Suite struct DirectoryArchiverTests {
+    /// An appended segment must not change the image's directories (the kernel applies a
+    /// directory entry's mode to an existing directory, and replaces a symlink by it).
+    @Test func directoriesTakeTheImageMetadataAndSymlinksAreLeftAlone() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("wyrcan-overlay-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for sub in ["root/tmp/cache", "root/var/lib/x", "root/new/dir"] {
+            try FileManager.default.createDirectory(atPath: "\(dir)/\(sub)", withIntermediateDirectories: true)
+        }
+        try "data".write(toFile: "\(dir)/root/var/lib/x/file", atomically: true, encoding: .utf8)
+        var tmp = ArchiveEntryInfo(path: "tmp", type: .directory, permissions: 0o1777)
+        tmp.mtime = 1_600_000_000
+        var varLink = ArchiveEntryInfo(path: "var", type: .symlink, permissions: 0o777)
+        varLink.symlinkTarget = "srv/var"
+        try DirectoryArchiver.archive(root: dir + "/root", to: dir + "/segment", compression: .none, over: ["tmp": tmp, "var": varLink])
+        let reader = try ArchiveReader(path: dir + "/segment")
+        var seen: [String: ArchiveEntryInfo] = [:]
+        while let entry = try reader.next() { seen[entry.path] = entry }
+        #expect(seen["tmp"]?.permissions == 0o1777 && seen["tmp"]?.mtime == 1_600_000_000)
+        #expect(seen["var"] == nil)
+        #expect(seen["var/lib/x/file"]?.type == .regular)
+        #expect(seen["new"]?.type == .directory && seen["new/dir"] != nil)
+    }
+}
+
 @Suite struct TarNameTests {
     /// Layers written by Python (pax: UTF-8 names in extended headers) and GNU tar (raw bytes).
     @Test(arguments: ["pax", "gnu"])

@@ -142,6 +142,28 @@ final class LocalS3 {
         let kept = try FileManager.default.contentsOfDirectory(atPath: dir + "/v").filter { $0.hasPrefix("notes.txt.conflict-") }
         #expect(kept.count == 1)
         #expect(kept.first.flatMap { Self.read("\(dir)/v/\($0)") } == "my edit\n")
+
+        // An edit made only here is not a conflict: a pull keeps it, a push sends it.
+        #expect(try Self.volume(s3, "push", spec, dir + "/v").status == 0)
+        Thread.sleep(forTimeInterval: 0.01)
+        try Self.write("\(dir)/v/notes.txt", "only mine\n")
+        let localOnly = try Self.volume(s3, "pull", spec, dir + "/v")
+        #expect(localOnly.status == 0 && !localOnly.stderr.contains("conflict"), "\(localOnly.stderr)")
+        #expect(Self.read("\(dir)/v/notes.txt") == "only mine\n")
+        #expect(try Self.volume(s3, "push", spec, dir + "/v").stdout.contains("1 uploaded"))
+        #expect(try s3.aws("s3 cp s3://bucket/notes.txt -").stdout == "only mine\n")
+
+        // Both changed, pushed: the edit goes up once as a conflict copy, not at every push.
+        try Self.write("\(dir)/theirs.txt", "their second edit\n")
+        #expect(try s3.aws("s3 cp \(dir)/theirs.txt s3://bucket/notes.txt").status == 0)
+        try Self.write("\(dir)/v/notes.txt", "my second edit\n")
+        let copies = { try s3.listing().keys.filter { $0.hasPrefix("notes.txt.conflict-") }.count }
+        let before = try copies()
+        #expect(try Self.volume(s3, "push", spec, dir + "/v").stderr.contains("conflict notes.txt"))
+        let again = try Self.volume(s3, "push", spec, dir + "/v")
+        #expect(again.stdout.contains("0 uploaded") && !again.stderr.contains("conflict"), "\(again.stdout)\(again.stderr)")
+        #expect(try copies() == before + 1)
+        #expect(try s3.aws("s3 cp s3://bucket/notes.txt -").stdout == "their second edit\n")
     }
 
     @Test(.timeLimit(.minutes(5)))

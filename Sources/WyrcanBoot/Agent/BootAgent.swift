@@ -141,7 +141,7 @@ struct BootAgent {
         }
         reporter.send("converted", detail: "initrd \(artifacts.initrdBytes) bytes", image: image.description)
         let hooks = VolumeHooks(args: args)
-        if hooks.isNeeded { try hooks.apply(toInitrd: artifacts.initrdPath) }
+        if hooks.isNeeded { try hooks.apply(toInitrd: artifacts.initrdPath, image: artifacts.imageEntries) }
 
         let next: String
         do throws(CmdlineError) { next = try args.nextCmdline(imageCmdline: artifacts.cmdline) } catch {
@@ -155,8 +155,10 @@ struct BootAgent {
                 Console.failure("could not store the config in EFI: \(error)")
             }
         }
-        if let available = LinuxSystem.memoryAvailable(), available < artifacts.initrdBytes + artifacts.kernelBytes + (32 << 20) {
-            throw BootFailure(description: ConversionError.notEnoughMemory(needed: artifacts.initrdBytes + artifacts.kernelBytes + (32 << 20), available: available).description, retryable: false)
+        // The initrd as kexec will read it: with the volumes' segment, if any.
+        let needed = (FileSystem.size(artifacts.initrdPath) ?? artifacts.initrdBytes) + artifacts.kernelBytes + (32 << 20)
+        if let available = LinuxSystem.memoryAvailable(), available < needed {
+            throw BootFailure(description: ConversionError.notEnoughMemory(needed: needed, available: available).description, retryable: false)
         }
         do throws(SystemError) {
             try LinuxSystem.kexecLoad(kernel: artifacts.kernelPath, initrd: artifacts.initrdPath, cmdline: next)

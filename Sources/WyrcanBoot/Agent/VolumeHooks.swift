@@ -23,8 +23,8 @@ struct VolumeHooks {
     var pushed: [VolumeSpec] { args.volumes.filter { !$0.pushOn.isEmpty } }
     var isNeeded: Bool { !pulled.isEmpty || !pushed.isEmpty }
 
-    /// Builds the overlay and appends it to `initrd`.
-    func apply(toInitrd initrd: String) throws(BootAgent.BootFailure) {
+    /// Builds the overlay and appends it to `initrd`, respecting the image's directories.
+    func apply(toInitrd initrd: String, image: [String: ArchiveEntryInfo]) throws(BootAgent.BootFailure) {
         FileSystem.removeTree(overlay)
         do throws(FileError) { try FileSystem.createDirectory(overlay) } catch { throw .init(description: error.description) }
         defer { FileSystem.removeTree(overlay) }
@@ -35,7 +35,7 @@ struct VolumeHooks {
             }
         }
         let segment = BootAgent.workDirectory + "/volumes.cpio"
-        do throws(ArchiveError) { try DirectoryArchiver.archive(root: overlay, to: segment, compression: .none) } catch {
+        do throws(ArchiveError) { try DirectoryArchiver.archive(root: overlay, to: segment, compression: .none, over: image) } catch {
             throw .init(description: "could not archive the volumes: \(error)")
         }
         defer { FileSystem.remove(segment) }

@@ -6,14 +6,21 @@ import Glibc
 /// children: the boot agent's extra initrd segment (volumes, injected files), which the kernel
 /// unpacks over the image's own archive.
 public enum DirectoryArchiver {
-    /// Archives everything below `root` (paths relative to it) into `output`.
-    public static func archive(root: String, to output: String, compression: CpioWriter.Compression = .zstd) throws(ArchiveError) {
+    /// Archives everything below `root` (paths relative to it) into `output`. `over` is the
+    /// image the archive will be unpacked over: the kernel applies a directory entry's mode and
+    /// owner to an existing directory and replaces a symlink by it, so a directory the image has
+    /// keeps the image's metadata, and one the image has as a symlink gets no entry (what is
+    /// below it lands where the link points).
+    public static func archive(
+        root: String, to output: String, compression: CpioWriter.Compression = .zstd,
+        over image: [String: ArchiveEntryInfo] = [:]
+    ) throws(ArchiveError) {
         let writer = try CpioWriter(path: output, compression: compression)
-        try add(root, relative: "", writer: writer)
+        try add(root, relative: "", writer: writer, image: image)
         try writer.close()
     }
 
-    private static func add(_ directory: String, relative: String, writer: CpioWriter) throws(ArchiveError) {
+    private static func add(_ directory: String, relative: String, writer: CpioWriter, image: [String: ArchiveEntryInfo]) throws(ArchiveError) {
         let names: [String]
         do throws(FileError) { names = try FileSystem.list(directory).sorted() } catch {
             throw ArchiveError(operation: directory, message: error.description)
@@ -26,10 +33,17 @@ public enum DirectoryArchiver {
             let permissions = UInt32(st.st_mode) & 0o7777
             switch st.st_mode & S_IFMT {
             case S_IFDIR:
-                var info = ArchiveEntryInfo(path: rel, type: .directory, permissions: permissions)
-                info.mtime = Int64(st.st_mtim.tv_sec)
-                try writer.writeHeader(info)
-                try add(path, relative: rel, writer: writer)
+                switch image[rel]?.type {
+                case .symlink?:
+                    break
+                case .directory?:
+                    try writer.writeHeader(image[rel]!)
+                default:
+                    var info = ArchiveEntryInfo(path: rel, type: .directory, permissions: permissions)
+                    info.mtime = Int64(st.st_mtim.tv_sec)
+                    try writer.writeHeader(info)
+                }
+                try add(path, relative: rel, writer: writer, image: image)
             case S_IFLNK:
                 var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
                 let n = readlink(path, &buffer, buffer.count - 1)

@@ -9,6 +9,9 @@ public struct BootArtifacts: Sendable {
     public var cmdline: String
     public var initrdBytes: Int64
     public var kernelBytes: Int64
+    /// The image's directories and symlinks by path (relative, no leading slash): what an
+    /// archive appended to this initrd must respect (see `DirectoryArchiver`).
+    public var imageEntries: [String: ArchiveEntryInfo] = [:]
 }
 
 /// Turns layer blobs (in manifest order) into `kernel`, `initrd` (cpio newc of the whole merged
@@ -48,9 +51,14 @@ public struct InitrdBuilder {
                 try FileSystem.writeFile(partial[2], Array((cmdline + "\n").utf8))
                 for (from, to) in zip(partial, [kernelOut, initrdOut, cmdlineOut]) { try FileSystem.rename(from, to) }
             } catch { throw ConversionError.file(error) }
+            var entries: [String: ArchiveEntryInfo] = [:]
+            for node in tree.nodes.values where node.info.type == .directory || node.info.type == .symlink {
+                entries[node.info.path] = node.info
+            }
             return BootArtifacts(
                 kernelPath: kernelOut, initrdPath: initrdOut, cmdlinePath: cmdlineOut, cmdline: cmdline,
-                initrdBytes: FileSystem.size(initrdOut) ?? 0, kernelBytes: FileSystem.size(kernelOut) ?? 0)
+                initrdBytes: FileSystem.size(initrdOut) ?? 0, kernelBytes: FileSystem.size(kernelOut) ?? 0,
+                imageEntries: entries)
         } catch {
             partial.forEach(FileSystem.remove)
             throw error

@@ -25,13 +25,19 @@ struct LocalTree {
     private static func walk(_ directory: String, relative: String, into tree: inout LocalTree) throws(FileError) {
         for name in try FileSystem.list(directory) {
             let rel = relative.isEmpty ? name : relative + "/" + name
-            if relative.isEmpty && (name == SyncState.fileName || name == SyncState.fileName + ".tmp") { continue }
+            // Wyrcan's own bookkeeping: the sync state (and its temporary files), the lock,
+            // partial downloads.
+            if relative.isEmpty && name.hasPrefix(".wyrcan-sync") { continue }
             if name.hasPrefix(".wyrcan-partial.") { continue }
             let path = directory + "/" + name
             var st = Glibc.stat()
-            guard lstat(path, &st) == 0 else { throw .last("stat", path) }
+            guard lstat(path, &st) == 0 else {
+                if errno == ENOENT { continue }   // removed while we looked: not part of this sync
+                throw .last("stat", path)
+            }
             switch st.st_mode & S_IFMT {
-            case S_IFDIR: try walk(path, relative: rel, into: &tree)
+            case S_IFDIR:
+                do throws(FileError) { try walk(path, relative: rel, into: &tree) } catch where error.code == ENOENT { continue }
             case S_IFREG: tree.files[rel] = File(size: Int64(st.st_size), mtime: nanoseconds(st.st_mtim))
             default: tree.skipped.append(rel)
             }

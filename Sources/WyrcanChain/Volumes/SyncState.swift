@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -13,6 +16,19 @@ struct SyncState: Codable {
         /// Local modification time, nanoseconds.
         var mtime: Int64
         var etag: String
+        /// The local version already pushed as a conflict copy (sent once, not at every push).
+        var conflictPushed: Version? = nil
+
+        init(size: Int64, mtime: Int64, etag: String) {
+            self.size = size
+            self.mtime = mtime
+            self.etag = etag
+        }
+    }
+
+    struct Version: Codable, Equatable {
+        var size: Int64
+        var mtime: Int64
     }
 
     static let fileName = ".wyrcan-sync.json"
@@ -35,7 +51,7 @@ struct SyncState: Codable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let bytes = (try? encoder.encode(self)).map { Array($0) } ?? []
-        let temporary = directory + "/" + Self.fileName + ".tmp"
+        let temporary = directory + "/" + Self.fileName + ".tmp.\(getpid())"
         try FileSystem.writeFile(temporary, bytes, mode: 0o600)
         try FileSystem.rename(temporary, directory + "/" + Self.fileName)
     }

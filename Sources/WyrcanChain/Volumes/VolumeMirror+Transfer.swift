@@ -5,6 +5,15 @@ import Glibc
 extension VolumeMirror {
     /// Remote → local: one listing, then only what differs.
     public func pull() throws(VolumeError) -> Report {
+        try exclusive { () throws(VolumeError) -> Report in try pullLocked() }
+    }
+
+    /// Local → remote: one listing, then only what differs.
+    public func push() throws(VolumeError) -> Report {
+        try exclusive { () throws(VolumeError) -> Report in try pushLocked() }
+    }
+
+    private func pullLocked() throws(VolumeError) -> Report {
         guard volume.mirror != nil else { throw .noMirror(volume: volume.name) }
         let remote = try remoteFiles()
         let local: LocalTree
@@ -26,26 +35,41 @@ extension VolumeMirror {
                     report.withLock { $0.unchanged += 1 }
                     continue
                 }
+                // Changed only here since the last sync: a push sends it; the mirror's older copy
+                // must not replace it.
+                if let entry, entry.etag == object.etag {
+                    log("  kept \(rel): changed here since the last sync (push to send it)")
+                    report.withLock { $0.kept += 1 }
+                    continue
+                }
                 guard volume.overwrite else {
                     log("  kept \(rel): differs from the mirror (add overwrite to replace it)")
                     report.withLock { $0.kept += 1 }
                     continue
                 }
-                // Edited here since the last sync (or never synced): keep that edit beside the remote one.
+                // The mirror changed; if this copy was edited too (or never synced), keep that edit
+                // beside the mirror's version.
                 conflict = entry == nil || entry?.size != file.size || entry?.mtime != file.mtime
             }
             tasks.append { [conflict] () -> VolumeError? in
                 let path = directory + "/" + rel
+                // Downloaded beside the file first: the local copy is moved aside (conflict) or
+                // replaced only once the mirror's version is complete and verified.
+                let incoming = S3Client.temporaryPath(for: path) + ".incoming"
+                do throws(FileError) { try FileSystem.createDirectory(RootfsTree.parent(of: path)) } catch { return .file(error) }
+                do throws(S3Error) { try client.get(object, bucket: bucket, to: incoming) } catch { return .s3(error) }
                 do throws(FileError) {
-                    try FileSystem.createDirectory(RootfsTree.parent(of: path))
                     if conflict {
                         let kept = path + Self.conflictSuffix()
                         try FileSystem.rename(path, kept)
                         log("  conflict \(rel): changed here and on the mirror; the mirror's version wins, yours is kept as \(kept)")
                         report.withLock { $0.conflicts += 1 }
                     }
-                } catch { return .file(error) }
-                do throws(S3Error) { try client.get(object, bucket: bucket, to: path) } catch { return .s3(error) }
+                    try FileSystem.rename(incoming, path)
+                } catch {
+                    FileSystem.remove(incoming)
+                    return .file(error)
+                }
                 LocalTree.setModificationTime(path, seconds: object.lastModified)
                 if let now = LocalTree.status(path) {
                     state.withLock { $0.entries[rel] = .init(size: now.size, mtime: now.mtime, etag: object.etag) }
@@ -70,8 +94,7 @@ extension VolumeMirror {
         return try finish(state, report)
     }
 
-    /// Local → remote: one listing, then only what differs.
-    public func push() throws(VolumeError) -> Report {
+    private func pushLocked() throws(VolumeError) -> Report {
         guard volume.mirror != nil else { throw .noMirror(volume: volume.name) }
         let remote = try remoteFiles()
         let local: LocalTree
@@ -104,6 +127,10 @@ extension VolumeMirror {
                         report.withLock { $0.kept += 1 }
                         continue
                     }
+                    if entry.conflictPushed == .init(size: file.size, mtime: file.mtime) {
+                        report.withLock { $0.kept += 1 }   // this edit is already on the mirror as a conflict copy
+                        continue
+                    }
                     // Both sides changed: the mirror's object keeps its name, this edit goes beside it.
                     target = rel + Self.conflictSuffix()
                     log("  conflict \(rel): changed here and on the mirror; yours is pushed as s3://\(bucket)/\(keyOf(target))")
@@ -115,8 +142,14 @@ extension VolumeMirror {
                 do throws(S3Error) {
                     etag = try client.put(file: directory + "/" + rel, bucket: bucket, key: keyOf(target))
                 } catch { return .s3(error) }
-                if target == rel {
-                    state.withLock { $0.entries[rel] = .init(size: file.size, mtime: file.mtime, etag: etag) }
+                state.withLock {
+                    if target == rel {
+                        $0.entries[rel] = .init(size: file.size, mtime: file.mtime, etag: etag)
+                    } else {
+                        // Remember that this version went up as a conflict copy, without touching
+                        // the etag: the next pull must still see the mirror's change.
+                        $0.entries[rel]?.conflictPushed = .init(size: file.size, mtime: file.mtime)
+                    }
                 }
                 report.withLock { $0.uploaded += 1; $0.bytes += file.size }
                 return nil

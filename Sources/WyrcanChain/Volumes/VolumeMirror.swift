@@ -116,6 +116,20 @@ public struct VolumeMirror: Sendable {
         }
     }
 
+    /// Runs a pull or push holding an exclusive lock on the directory, so the watcher and a
+    /// shutdown push (or two commands) never interleave on one volume and its state.
+    func exclusive<T>(_ body: () throws(VolumeError) -> T) throws(VolumeError) -> T {
+        let lockPath = directory + "/.wyrcan-sync.lock"
+        do throws(FileError) { try FileSystem.createDirectory(directory) } catch { throw .file(error) }
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .file(.last("open", lockPath)) }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw .file(.last("flock", lockPath)) }
+        }
+        return try body()
+    }
+
     func finish(_ state: Locked<SyncState>, _ report: Locked<Report>) throws(VolumeError) -> Report {
         do throws(FileError) {
             try FileSystem.createDirectory(directory)
