@@ -25,6 +25,13 @@ import Testing
         #expect(auth.hasSuffix("Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"))
     }
 
+    @Test func defaultPortsAreLeftOutOfTheSignedHost() throws {
+        func host(_ url: String) throws -> String { try S3Client(alias: S3Alias(alias: "a", url: url, accessKey: "k", secretKey: "s")).host }
+        #expect(try host("https://s3.example.com:443/") == "s3.example.com")
+        #expect(try host("http://127.0.0.1:80") == "127.0.0.1")
+        #expect(try host("http://127.0.0.1:9000/base") == "127.0.0.1:9000")
+    }
+
     @Test func uriEncoding() {
         #expect(S3Signer.encode("a b/ü~.txt", keepSlash: true) == "a%20b/%C3%BC~.txt")
         #expect(S3Signer.encode("a/b+c=", keepSlash: false) == "a%2Fb%2Bc%3D")

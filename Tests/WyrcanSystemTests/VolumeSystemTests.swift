@@ -215,6 +215,20 @@ final class LocalS3 {
     }
 
     @Test(.timeLimit(.minutes(2)))
+    func aPullNeverWritesThroughASymlinkInTheVolume() throws {
+        let s3 = try LocalS3(name: "symlink")
+        let dir = try Sys.tempDir("vol-symlink")
+        try Self.write("\(dir)/src/sub/evil.txt", "x\n")
+        #expect(try Self.volume(s3, "push", "v,mirror=store/bucket", dir + "/src").status == 0)
+        try FileManager.default.createDirectory(atPath: dir + "/dst", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/elsewhere", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/dst/sub", withDestinationPath: dir + "/elsewhere")
+        let pull = try Self.volume(s3, "pull", "v,mirror=store/bucket", dir + "/dst")
+        #expect(pull.status == 1 && pull.stderr.contains("through the symlink"), "\(pull.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/elsewhere/evil.txt"))
+    }
+
+    @Test(.timeLimit(.minutes(2)))
     func wrongCredentialsFailClearlyAndTouchNothing() throws {
         let s3 = try LocalS3(name: "creds")
         let dir = try Sys.tempDir("vol-creds")

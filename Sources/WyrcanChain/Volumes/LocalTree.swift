@@ -58,6 +58,17 @@ struct LocalTree {
         _ = utimensat(AT_FDCWD, path, &times, 0)
     }
 
+    /// The first parent directory of `rel` (inside `root`) that is a symlink, if any.
+    static func symlinkedParent(of rel: String, in root: String) -> String? {
+        var current = ""
+        for part in rel.split(separator: "/").dropLast() {
+            current += current.isEmpty ? String(part) : "/" + part
+            var st = Glibc.stat()
+            if lstat(root + "/" + current, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK { return current }
+        }
+        return nil
+    }
+
     /// `exclude=GLOB` matches the whole relative path or its last component (fnmatch rules).
     static func isExcluded(_ rel: String, by globs: [String]) -> Bool {
         let base = rel.split(separator: "/").last.map(String.init) ?? rel

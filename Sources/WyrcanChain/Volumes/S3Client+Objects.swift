@@ -39,7 +39,12 @@ extension S3Client {
                     etag: Self.unquote(S3XML.value("ETag", in: entry) ?? ""),
                     lastModified: S3Time.parse(S3XML.value("LastModified", in: entry) ?? "") ?? 0))
             }
-            token = S3XML.value("IsTruncated", in: xml) == "true" ? S3XML.value("NextContinuationToken", in: xml) : nil
+            guard S3XML.value("IsTruncated", in: xml) == "true" else { break }
+            // A partial listing must not pass for a whole one (a pull with `remove` would act on it).
+            guard let next = S3XML.value("NextContinuationToken", in: xml), !next.isEmpty else {
+                throw .integrity(operation: "list s3://\(bucket)/\(prefix)", reason: "the listing is truncated but gives no continuation token (the server does not speak ListObjectsV2)")
+            }
+            token = next
         } while token != nil
         return out
     }

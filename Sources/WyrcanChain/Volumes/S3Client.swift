@@ -22,7 +22,12 @@ public final class S3Client: @unchecked Sendable {
         scheme = String(url[..<schemeEnd.lowerBound])
         let rest = url[schemeEnd.upperBound...]
         let slash = rest.firstIndex(of: "/") ?? rest.endIndex
-        host = String(rest[..<slash])
+        var host = String(rest[..<slash])
+        // curl leaves a default port out of the Host header; the signed host must match it.
+        if (scheme == "https" && host.hasSuffix(":443")) || (scheme == "http" && host.hasSuffix(":80")) {
+            host = String(host[..<host.lastIndex(of: ":")!])
+        }
+        self.host = host
         var path = String(rest[slash...])
         while path.hasSuffix("/") { path.removeLast() }
         basePath = path

@@ -56,6 +56,10 @@ extension VolumeMirror {
                 // Downloaded beside the file first: the local copy is moved aside (conflict) or
                 // replaced only once the mirror's version is complete and verified.
                 let incoming = S3Client.temporaryPath(for: path) + ".incoming"
+                // Never write through a symlink inside the volume (it could point anywhere).
+                if let link = LocalTree.symlinkedParent(of: rel, in: directory) {
+                    return .file(FileError(operation: "refusing to write \(rel) through the symlink", path: directory + "/" + link, code: ELOOP))
+                }
                 do throws(FileError) { try FileSystem.createDirectory(RootfsTree.parent(of: path)) } catch { return .file(error) }
                 do throws(S3Error) { try client.get(object, bucket: bucket, to: incoming) } catch { return .s3(error) }
                 do throws(FileError) {
