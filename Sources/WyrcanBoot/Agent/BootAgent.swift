@@ -205,10 +205,8 @@ struct BootAgent {
         }
         for volume in extra.volumes where !args.volumes.contains(where: { $0.name == volume.name }) { args.volumes.append(volume) }
         args.args += extra.args
-        for volume in args.volumes {
-            if let alias = volume.mirror?.alias, !args.s3.contains(where: { $0.alias == alias }) {
-                throw BootFailure(description: CmdlineError.undefinedS3Alias(parameter: "wyr.volume=\(volume.name)", alias: alias).description, retryable: false)
-            }
+        do throws(CmdlineError) { try args.checkVolumeAliases() } catch {
+            throw BootFailure(description: error.description, retryable: false)
         }
         Console.detail("\(extra.s3.count) S3 alias(es), \(extra.volumes.count) volume(s), \(extra.args.count) wyr.arg(s) merged")
     }

@@ -125,12 +125,6 @@ struct VolumeHooks {
     }
 
     private func copy(_ from: String, to: String, mode: mode_t) throws(FileError) {
-        let input = try FileHandleFD.read(from)
-        let output = try FileHandleFD.create(to, mode: mode)
-        while true {
-            let chunk = try input.read(upTo: 1 << 20)
-            if chunk.isEmpty { break }
-            try output.write(chunk)
-        }
+        try FileHandleFD.read(from).copyRemaining(to: FileHandleFD.create(to, mode: mode))
     }
 }

@@ -74,7 +74,12 @@ public struct WyrcanArgs: Sendable, Equatable {
             }
         }
         // Aliases may arrive later from wyr.extra_args_url; the agent checks again after merging.
-        for volume in volumes where extraArgsURL == nil {
+        if extraArgsURL == nil { try checkVolumeAliases() }
+    }
+
+    /// Every volume's mirror names a defined `wyr.s3` alias.
+    public func checkVolumeAliases() throws(CmdlineError) {
+        for volume in volumes {
             if let alias = volume.mirror?.alias, !s3.contains(where: { $0.alias == alias }) {
                 throw .undefinedS3Alias(parameter: "wyr.volume=\(volume.name)", alias: alias)
             }

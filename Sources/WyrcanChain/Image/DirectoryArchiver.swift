@@ -80,11 +80,6 @@ public enum DirectoryArchiver {
         if let size = FileSystem.size(initrd), size % 4 != 0 {
             try out.write([UInt8](repeating: 0, count: Int(4 - size % 4)))
         }
-        let input = try FileHandleFD.read(segment)
-        while true {
-            let chunk = try input.read(upTo: 1 << 20)
-            if chunk.isEmpty { break }
-            try out.write(chunk)
-        }
+        try FileHandleFD.read(segment).copyRemaining(to: out)
     }
 }

@@ -73,6 +73,15 @@ public final class FileHandleFD {
         }
     }
 
+    /// Copies what is left of this file to `output`, a megabyte at a time.
+    public func copyRemaining(to output: FileHandleFD) throws(FileError) {
+        while true {
+            let chunk = try read(upTo: 1 << 20)
+            if chunk.isEmpty { return }
+            try output.write(chunk)
+        }
+    }
+
     public func readAll() throws(FileError) -> [UInt8] {
         var out: [UInt8] = []
         while true {

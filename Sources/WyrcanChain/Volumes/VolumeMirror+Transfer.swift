@@ -108,7 +108,6 @@ extension VolumeMirror {
         let report = Locked(Report(listings: 1))
         var tasks: [@Sendable () -> VolumeError?] = []
         let directory = self.directory, bucket = mirror.bucket, client = self.client, log = self.log
-        let keyOf: @Sendable (String) -> String = { [mirror] rel in mirror.prefix.isEmpty ? rel : mirror.prefix + "/" + rel }
 
         for (rel, file) in local.files.sorted(by: { $0.key < $1.key }) where !LocalTree.isExcluded(rel, by: volume.exclude) {
             let entry = state.withLock { $0.entries[rel] }
@@ -120,14 +119,14 @@ extension VolumeMirror {
                     continue
                 }
                 guard volume.overwrite else {
-                    log("  kept s3://\(bucket)/\(keyOf(rel)): differs from the local file (add overwrite to replace it)")
+                    log("  kept s3://\(bucket)/\(key(rel)): differs from the local file (add overwrite to replace it)")
                     report.withLock { $0.kept += 1 }
                     continue
                 }
                 if let entry, entry.etag != object.etag {
                     let localChanged = entry.size != file.size || entry.mtime != file.mtime
                     guard localChanged else {
-                        log("  kept s3://\(bucket)/\(keyOf(rel)): changed on the mirror since the last sync (pull to get it)")
+                        log("  kept s3://\(bucket)/\(key(rel)): changed on the mirror since the last sync (pull to get it)")
                         report.withLock { $0.kept += 1 }
                         continue
                     }
@@ -137,14 +136,15 @@ extension VolumeMirror {
                     }
                     // Both sides changed: the mirror's object keeps its name, this edit goes beside it.
                     target = rel + Self.conflictSuffix()
-                    log("  conflict \(rel): changed here and on the mirror; yours is pushed as s3://\(bucket)/\(keyOf(target))")
+                    log("  conflict \(rel): changed here and on the mirror; yours is pushed as s3://\(bucket)/\(key(target))")
                     report.withLock { $0.conflicts += 1 }
                 }
             }
+            let objectKey = key(target)
             tasks.append { [target] () -> VolumeError? in
                 let etag: String
                 do throws(S3Error) {
-                    etag = try client.put(file: directory + "/" + rel, bucket: bucket, key: keyOf(target))
+                    etag = try client.put(file: directory + "/" + rel, bucket: bucket, key: objectKey)
                 } catch { return .s3(error) }
                 state.withLock {
                     if target == rel {
@@ -165,12 +165,12 @@ extension VolumeMirror {
             for (rel, object) in remote.sorted(by: { $0.key < $1.key }) where local.files[rel] == nil && !LocalTree.isExcluded(rel, by: volume.exclude) {
                 // Only what the last sync saw here, unchanged on the mirror since, is deleted there.
                 guard let entry = state.withLock({ $0.entries[rel] }), entry.etag == object.etag else {
-                    log("  kept s3://\(bucket)/\(keyOf(rel)): never synced with this directory")
+                    log("  kept s3://\(bucket)/\(key(rel)): never synced with this directory")
                     report.withLock { $0.kept += 1 }
                     continue
                 }
                 do throws(S3Error) {
-                    try client.delete(bucket: bucket, key: keyOf(rel))
+                    try client.delete(bucket: bucket, key: key(rel))
                     state.withLock { _ = $0.entries.removeValue(forKey: rel) }
                     report.withLock { $0.deletedRemote += 1 }
                 } catch {

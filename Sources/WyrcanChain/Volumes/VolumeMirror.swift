@@ -88,18 +88,8 @@ public struct VolumeMirror: Sendable {
         guard local.size == object.size else { return false }
         if entry != nil, entry?.etag != object.etag || entry?.mtime != local.mtime { return false }
         guard S3Client.isPlainMD5(object.etag) else { return true }
-        return (try? Self.md5(of: directory + "/" + rel)) == object.etag.lowercased()
-    }
-
-    static func md5(of path: String) throws -> String {
-        let file = try FileHandleFD.read(path)
-        let hasher = try Hasher(.md5)
-        while true {
-            let chunk = try file.read(upTo: 1 << 20)
-            if chunk.isEmpty { break }
-            hasher.update(chunk)
-        }
-        return hasher.finalize().hexString
+        guard let file = try? FileHandleFD.read(directory + "/" + rel) else { return false }
+        return (try? S3Client.md5(file, size: local.size)) == object.etag.lowercased()
     }
 
     static func conflictSuffix() -> String { ".conflict-" + S3Signer.timestamps(time(nil)).1 }
