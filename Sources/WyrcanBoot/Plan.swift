@@ -44,6 +44,10 @@ struct Plan: ParsableCommand {
                                    A volume synced with S3 (boot2container's b2c.volume also works).
               wyr.s3=ALIAS,URL,ACCESS_KEY,SECRET_KEY
                                    An S3 endpoint for volume mirrors (b2c.minio also works).
+              wyr.cache=auto|/dev/DISK[,format]
+                                   Keep the volumes on a local disk (auto: the one labelled
+                                   WYRCAN_CACHE). format formats a blank disk (ext4); a disk
+                                   with anything on it is never formatted.
               wyr.depth=N          Set by Wyrcan itself when it chains to another Wyrcan.
 
             NESTING (chains of Wyrcan stages)

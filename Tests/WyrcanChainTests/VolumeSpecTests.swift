@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import WyrcanChain
 
@@ -61,5 +62,69 @@ import Testing
         } catch {
             #expect(!error.description.contains("TOPSECRET"))
         }
+    }
+}
+
+/// `wyr.cache`: which disk, when it may be formatted, and what the superblock says.
+@Suite struct CacheSpecTests {
+    @Test func parses() throws {
+        #expect(try CacheSpec(parsing: "auto") == CacheSpec(source: .auto))
+        #expect(try CacheSpec(parsing: "/dev/vdb") == CacheSpec(source: .device("/dev/vdb")))
+        let formatted = try CacheSpec(parsing: "/dev/nvme0n1p3,format")
+        #expect(formatted.format && formatted.rendered == "/dev/nvme0n1p3,format")
+        #expect(try WyrcanArgs(parsing: "wyr.img=r.io/x wyrcan.cache=auto").cache?.source == .auto)
+    }
+
+    @Test(arguments: [
+        ("sdb", "block device"),
+        ("/dev/", "block device"),
+        ("/dev/../etc/passwd", "block device"),
+        ("auto,format", "auto never formats"),
+        ("/dev/sdb,wipe", "unknown option 'wipe'"),
+    ])
+    func rejects(_ value: String, _ reason: String) {
+        #expect {
+            try CacheSpec(parsing: value)
+        } throws: { error in
+            let text = (error as? CmdlineError)?.description ?? ""
+            return text.hasPrefix("wyr.cache=\(value): ") && text.contains(reason)
+        }
+    }
+
+    @Test func pushOnBootNeedsADisk() throws {
+        let volume = "wyr.s3=s,http://h:9000,AK,SK wyr.volume=v,mirror=s/bucket,pull_on=boot,push_on=boot"
+        #expect {
+            try WyrcanArgs(parsing: "wyr.img=r.io/x " + volume)
+        } throws: { error in
+            (error as? CmdlineError)?.description.contains("add wyr.cache=auto or wyr.cache=/dev/DISK") == true
+        }
+        let plan = try BootPlan(cmdline: "wyr.img=r.io/x wyr.cache=/dev/vdb " + volume)
+        #expect(plan.args.volumes.first?.pushOn == [.boot])
+        #expect(plan.text().contains("Cache:     /dev/vdb"))
+        #expect(plan.document.cache == "/dev/vdb")
+    }
+
+    /// Real filesystems made by e2fsprogs in image files: label and UUID as blkid reads them; a
+    /// zeroed file is blank; one with anything in its first MiB is not, and holds no ext filesystem.
+    @Test func readsTheSuperblock() throws {
+        let dir = try FileSystem.temporaryDirectory()
+        defer { FileSystem.removeTree(dir) }
+        let image = dir + "/cache.img"
+        try FileHandleFD.create(image).truncate(to: 16 << 20)
+        #expect(try BlockDevice(path: image).isBlank())
+        #expect(try BlockDevice(path: image).extFilesystem() == nil)
+        _ = try shell("/sbin/mke2fs -q -F -t ext4 -L WYRCAN_CACHE '\(image)'")
+        let fs = try #require(try BlockDevice(path: image).extFilesystem())
+        #expect(fs.label == "WYRCAN_CACHE")
+        #expect(fs.uuid == (try shell("/sbin/blkid -o value -s UUID '\(image)'")).trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(try !BlockDevice(path: image).isBlank())
+
+        let other = dir + "/other.img"
+        let file = try FileHandleFD.create(other)
+        try file.truncate(to: 4 << 20)
+        _ = lseek(file.fd, 4096, SEEK_SET)
+        try file.write(Array("SWAPSPACE2".utf8))
+        #expect(try !BlockDevice(path: other).isBlank())
+        #expect(try BlockDevice(path: other).extFilesystem() == nil)
     }
 }

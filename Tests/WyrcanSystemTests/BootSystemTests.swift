@@ -30,14 +30,15 @@ import Testing
         }
 
         /// Boots Wyrcan with `cmdline`; returns the serial console text and the seconds it took.
-        func boot(_ name: String, cmdline: String, timeout: Int = 240, efiVars: String? = nil) throws -> (String, Double) {
+        func boot(_ name: String, cmdline: String, timeout: Int = 240, efiVars: String? = nil, disk: String? = nil) throws -> (String, Double) {
             let log = "\(dir)/\(name).console"
             let start = Date()
             let firmware = efiVars.map {
                 ["-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd", "-drive", "if=pflash,format=raw,file=\($0)"]
             } ?? []
+            let drive = disk.map { ["-drive", "file=\($0),if=virtio,format=raw"] } ?? []
             _ = try Sys.run("/usr/bin/timeout", ["\(timeout)", "qemu-system-x86_64", "-accel", "tcg", "-m", "2G", "-display", "none",
-                "-serial", "file:\(log)", "-monitor", "none", "-no-reboot"] + firmware + [
+                "-serial", "file:\(log)", "-monitor", "none", "-no-reboot"] + firmware + drive + [
                 "-kernel", Sys.root + "/out/wyrcan.kernel", "-initrd", Sys.root + "/out/wyrcan.initrd", "-append", cmdline,
                 "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56"])
             return ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "", Date().timeIntervalSince(start))

@@ -56,17 +56,84 @@ import Testing
         #expect(!booted.contains(LocalS3.secretKey))
     }
 
+    /// wyr.cache: boot 1 formats a blank disk and the image writes into the volume on it (no push
+    /// from the booted system); boot 2 mounts the same filesystem, pushes what boot 1 wrote
+    /// (push_on=boot), pulls what appeared remotely onto the disk, and the image sees both.
+    @Test(.timeLimit(.minutes(12)))
+    func aCacheDiskKeepsTheVolumeAndPushesItAtTheNextBoot() throws {
+        let rig = try BootSystemTests.rig()
+        let s3 = try LocalS3(name: "cache")
+        let layout = rig.dir + "/cache-image"
+        try? FileManager.default.removeItem(atPath: layout)
+        try FileManager.default.copyItem(atPath: Sys.root + "/out/wyrcan-oci", toPath: layout)
+        let initScript = rig.dir + "/cache-init"
+        try """
+            #!/bin/sh
+            mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev 2>/dev/null
+            exec </dev/console >/dev/console 2>&1
+            modprobe virtio_pci; modprobe virtio_blk; modprobe ext4
+            /usr/lib/wyrcan/mount-volumes && echo CACHE-MOUNTED
+            V=/var/lib/wyrcan/volumes/notes
+            if [ -f "$V/boot1.txt" ]; then
+              echo "VOLUME-FOUND: $(cat "$V/boot1.txt") / $(cat "$V/remote.txt")"
+            else
+              echo "written by boot 1" > "$V/boot1.txt"
+              echo VOLUME-WROTE
+            fi
+            /usr/lib/wyrcan/mount-volumes --unmount && echo CACHE-UNMOUNTED
+            sync; poweroff -f
+
+            """.write(toFile: initScript, atomically: true, encoding: .utf8)
+        chmod(initScript, 0o755)
+        let r = try Sys.run("/usr/bin/umoci", ["insert", "--image", layout + ":latest", initScript, "/init"])
+        guard r.status == 0 else { throw SysError("umoci insert: \(r.stderr)") }
+        try rig.registry.push(layout: layout, tag: "latest", to: "test/cache")
+        let disk = rig.dir + "/cache-disk.img"
+        try? FileManager.default.removeItem(atPath: disk)
+        #expect(FileManager.default.createFile(atPath: disk, contents: nil))
+        try FileHandle(forWritingAtPath: disk)!.truncate(atOffset: 256 << 20)
+        let cmdline = "console=ttyS0 wyr.img=\(rig.guestRegistry)/test/cache wyr.insecure=\(rig.guestRegistry) "
+            + "wyr.s3=store,http://10.0.2.2:\(s3.port),\(LocalS3.accessKey),\(LocalS3.secretKey) wyr.cache=/dev/vda,format "
+            + "wyr.volume=notes,mirror=store/bucket/vm2,pull_on=boot,push_on=boot wyr.arg=console=ttyS0"
+
+        let (first, _) = try rig.boot("cache-1", cmdline: cmdline, disk: disk)
+        #expect(first.contains("formatting /dev/vda"), "\(first.suffix(3000))")
+        #expect(first.contains("CACHE-MOUNTED") && first.contains("VOLUME-WROTE") && first.contains("CACHE-UNMOUNTED"), "\(first.suffix(3000))")
+        #expect(try s3.listing().isEmpty, "nothing is pushed from the booted system")
+        let uuid = try Sys.sh("/sbin/blkid -o value -s UUID \(disk)").stdout
+
+        try "from S3\n".write(toFile: rig.dir + "/remote.txt", atomically: true, encoding: .utf8)
+        #expect(try s3.aws("s3 cp \(rig.dir)/remote.txt s3://bucket/vm2/remote.txt").status == 0)
+        let (second, _) = try rig.boot("cache-2", cmdline: cmdline, disk: disk)
+        #expect(!second.contains("formatting"), "\(second.suffix(3000))")
+        #expect(second.contains("Pushing volume notes"), "\(second.suffix(3000))")
+        #expect(second.contains("VOLUME-FOUND: written by boot 1 / from S3"), "\(second.suffix(3000))")
+        #expect(try s3.aws("s3 cp s3://bucket/vm2/boot1.txt -").stdout == "written by boot 1\n")
+        #expect(try Sys.sh("/sbin/blkid -o value -s UUID \(disk)").stdout == uuid, "the filesystem is the same one")
+
+        // A disk with something on it that is not ext2/3/4 is never formatted, even with ,format.
+        let used = rig.dir + "/used-disk.img"
+        _ = try Sys.sh("truncate -s 64M \(used) && printf 'SWAPSPACE2' | dd of=\(used) bs=1 seek=4086 conv=notrunc status=none")
+        let (refused, _) = try rig.boot("cache-refused", cmdline: cmdline, timeout: 90, disk: used)
+        #expect(refused.contains("holds data that is not an ext2/3/4 filesystem"), "\(refused.suffix(3000))")
+        #expect(try Sys.sh("od -An -c -j 4086 -N 10 \(used) | tr -d ' \\n'").stdout == "SWAPSPACE2")
+    }
+
     /// The same with a systemd image (examples/debian, built from Debian's mirror): the unit Wyrcan
-    /// injects pushes in its ExecStop when the system powers off.
-    @Test(.timeLimit(.minutes(15)))
-    func theInjectedSystemdUnitPushesAtShutdown() throws {
+    /// injects pushes in its ExecStop when the system powers off. With a cache disk, the volume is
+    /// a bind mount from it (wyrcan-cache.service), still mounted when that push runs.
+    @Test(.timeLimit(.minutes(15)), arguments: [false, true])
+    func theInjectedSystemdUnitPushesAtShutdown(onCacheDisk: Bool) throws {
         let rig = try BootSystemTests.rig()
         let s3 = try LocalS3(name: "systemd")
         let layout = rig.dir + "/debian"
-        let built = try Sys.run(Sys.root + "/examples/debian/build", [layout])
-        guard built.status == 0 else { throw SysError("examples/debian/build: \(built.stderr.suffix(2000))") }
+        if !FileManager.default.fileExists(atPath: layout + "/index.json") {
+            let built = try Sys.run(Sys.root + "/examples/debian/build", [layout])
+            guard built.status == 0 else { throw SysError("examples/debian/build: \(built.stderr.suffix(2000))") }
+        }
         // A unit that writes into the volume (or reports what it found) and powers off.
         let extra = rig.dir + "/debian-extra"
+        try? FileManager.default.removeItem(atPath: extra)
         try FileManager.default.createDirectory(atPath: extra + "/etc/systemd/system/multi-user.target.wants", withIntermediateDirectories: true)
         try """
             [Unit]
@@ -74,7 +141,7 @@ import Testing
             Wants=network-online.target
             [Service]
             Type=oneshot
-            ExecStart=/bin/sh -c 'V=/var/lib/wyrcan/volumes/notes; if [ -f $V/boot1.txt ]; then echo "VOLUME-FOUND: $(cat $V/boot1.txt)" > /dev/console; else echo "written under systemd" > $V/boot1.txt; echo VOLUME-WROTE > /dev/console; fi; systemctl --no-block poweroff'
+            ExecStart=/bin/sh -c 'V=/var/lib/wyrcan/volumes/notes; grep " $V " /proc/mounts > /dev/console; if [ -f $V/boot1.txt ]; then echo "VOLUME-FOUND: $(cat $V/boot1.txt)" > /dev/console; else echo "written under systemd" > $V/boot1.txt; echo VOLUME-WROTE > /dev/console; fi; systemctl --no-block poweroff'
             [Install]
             WantedBy=multi-user.target
 
@@ -87,13 +154,23 @@ import Testing
         let cmdline = "console=ttyS0 wyr.img=\(rig.guestRegistry)/examples/debian wyr.insecure=\(rig.guestRegistry) "
             + "wyr.s3=store,http://10.0.2.2:\(s3.port),\(LocalS3.accessKey),\(LocalS3.secretKey) "
             + "wyr.volume=notes,mirror=store/bucket/vm1,pull_on=boot,push_on=shutdown"
+            + (onCacheDisk ? " wyr.cache=/dev/vda,format" : "")
+        let disk = rig.dir + "/systemd-cache.img"
+        try? FileManager.default.removeItem(atPath: disk)
+        _ = try Sys.sh("truncate -s 256M \(disk)")
+        let name = onCacheDisk ? "systemd-cache" : "systemd-volume"
 
-        let (first, _) = try rig.boot("systemd-volume-1", cmdline: cmdline, timeout: 300)
+        let (first, _) = try rig.boot(name + "-1", cmdline: cmdline, timeout: 300, disk: onCacheDisk ? disk : nil)
         #expect(first.contains("VOLUME-WROTE"), "\(first.suffix(3000))")
         #expect(first.contains("Stopped") && first.contains("wyrcan-volumes"), "\(first.suffix(3000))")
         #expect(try s3.aws("s3 cp s3://bucket/vm1/boot1.txt -").stdout == "written under systemd\n")
 
-        let (second, _) = try rig.boot("systemd-volume-2", cmdline: cmdline, timeout: 300)
+        let (second, _) = try rig.boot(name + "-2", cmdline: cmdline, timeout: 300, disk: onCacheDisk ? disk : nil)
         #expect(second.contains("VOLUME-FOUND: written under systemd"), "\(second.suffix(3000))")
+        if onCacheDisk {
+            // The booted system had the volume as a bind mount of the cache disk.
+            #expect(second.contains("/dev/vda /var/lib/wyrcan/volumes/notes ext4"), "\(second.suffix(3000))")
+            #expect(try Sys.sh("/sbin/debugfs -R 'cat /volumes/notes/boot1.txt' \(disk) 2>/dev/null").stdout == "written under systemd\n")
+        }
     }
 }

@@ -204,8 +204,9 @@ struct BootAgent {
             args.s3.append(alias)
         }
         for volume in extra.volumes where !args.volumes.contains(where: { $0.name == volume.name }) { args.volumes.append(volume) }
+        if let cache = extra.cache { args.cache = cache }
         args.args += extra.args
-        do throws(CmdlineError) { try args.checkVolumeAliases() } catch {
+        do throws(CmdlineError) { try args.checkVolumes() } catch {
             throw BootFailure(description: error.description, retryable: false)
         }
         Console.detail("\(extra.s3.count) S3 alias(es), \(extra.volumes.count) volume(s), \(extra.args.count) wyr.arg(s) merged")

@@ -6,11 +6,15 @@ import Glibc
 /// Wyrcan's side of `wyr.volume` across the kexec boundary. Before kexec it builds an overlay
 /// and appends it to the next initrd as one more cpio archive, which the kernel unpacks over the
 /// image:
-/// - `pull_on=boot`: the volume's files at its `path`, with their sync state;
-/// - `push_on=…`: Wyrcan itself with the libraries it links (under /usr/lib/wyrcan, run through
-///   its own dynamic loader so the image needs none of them), /etc/wyrcan/volumes.conf (0600),
-///   a systemd unit that pushes on changes/periodically and at shutdown, and
-///   /usr/lib/wyrcan/push-volumes for an init without systemd to call before it powers off.
+/// - `pull_on=boot`: the volume's files at its `path`, with their sync state — or, with
+///   `wyr.cache`, pulled onto the cache disk instead (after `push_on=boot` sent what the previous
+///   boot left there), plus /usr/lib/wyrcan/mount-volumes and a systemd unit that mount the disk
+///   by UUID and bind each volume at its `path`;
+/// - `push_on=changes|periodic|shutdown`: Wyrcan itself with the libraries it links (under
+///   /usr/lib/wyrcan, run through its own dynamic loader so the image needs none of them),
+///   /etc/wyrcan/volumes.conf (0600), a systemd unit that pushes on changes/periodically and at
+///   shutdown, and /usr/lib/wyrcan/push-volumes for an init without systemd to call before it
+///   powers off.
 struct VolumeHooks {
     var args: WyrcanArgs
     var overlay = BootAgent.workDirectory + "/overlay"
@@ -18,21 +22,33 @@ struct VolumeHooks {
     static let libraryList = "/usr/lib/wyrcan/libraries"
     static let config = "/etc/wyrcan/volumes.conf"
     static let unit = "wyrcan-volumes.service"
+    static let cacheUnit = "wyrcan-cache.service"
+    static let mountScript = "/usr/lib/wyrcan/mount-volumes"
 
     var pulled: [VolumeSpec] { args.volumes.filter { $0.pullOn.contains(.boot) } }
-    var pushed: [VolumeSpec] { args.volumes.filter { !$0.pushOn.isEmpty } }
-    var isNeeded: Bool { !pulled.isEmpty || !pushed.isEmpty }
+    /// Volumes the injected agent pushes (push_on=boot is Wyrcan's own, at the next boot).
+    var pushed: [VolumeSpec] { args.volumes.filter { $0.pushOn.contains { $0 != .boot } } }
+    var isNeeded: Bool { !pulled.isEmpty || !pushed.isEmpty || (args.cache != nil && !args.volumes.isEmpty) }
 
     /// Builds the overlay and appends it to `initrd`, respecting the image's directories.
     func apply(toInitrd initrd: String, image: [String: ArchiveEntryInfo]) throws(BootAgent.BootFailure) {
         FileSystem.removeTree(overlay)
         do throws(FileError) { try FileSystem.createDirectory(overlay) } catch { throw .init(description: error.description) }
         defer { FileSystem.removeTree(overlay) }
-        for volume in pulled { try pull(volume) }
-        if !pushed.isEmpty {
-            do throws(FileError) { try injectPusher() } catch {
-                throw .init(description: "could not prepare the volume pusher: \(error)", retryable: false)
+        let cache = try args.cache.flatMap { spec throws(BootAgent.BootFailure) in try CacheDisk.open(spec) }
+        do {
+            defer { cache?.close() }
+            if let cache {
+                for volume in args.volumes { try onCache(volume, cache) }
+            } else {
+                for volume in pulled { try pull(volume, into: overlay + volume.path) }
             }
+        }
+        do throws(FileError) {
+            if let cache { try injectMounts(cache) }
+            if !pushed.isEmpty { try injectPusher(afterCache: cache != nil) }
+        } catch {
+            throw .init(description: "could not prepare the volume agent: \(error)", retryable: false)
         }
         let segment = BootAgent.workDirectory + "/volumes.cpio"
         do throws(ArchiveError) { try DirectoryArchiver.archive(root: overlay, to: segment, compression: .none, over: image) } catch {
@@ -45,6 +61,21 @@ struct VolumeHooks {
         Console.detail("volumes added to the initrd (\(TransferProgress.megabytes(FileSystem.size(segment) ?? 0)))")
     }
 
+    /// A volume on the cache disk: first push what the previous boot changed (push_on=boot), then
+    /// pull. A failed push keeps the data on the disk and the boot goes on; it is retried next boot.
+    private func onCache(_ volume: VolumeSpec, _ cache: CacheDisk) throws(BootAgent.BootFailure) {
+        let directory = cache.directory(for: volume.name)
+        do throws(FileError) { try FileSystem.createDirectory(directory) } catch { throw .init(description: error.description) }
+        if volume.pushOn.contains(.boot) && volume.mirror != nil {
+            Console.stage("Pushing volume \(volume.name) (what the previous boot changed) to \(volume.mirror!)")
+            let mirror = VolumeMirror(volume: volume, client: try client(for: volume), directory: directory) { Console.detail($0) }
+            do throws(VolumeError) { Console.detail(try mirror.push().summary) } catch {
+                Console.failure("volume \(volume.name): push failed, its data stays on \(cache.device.path) for the next boot: \(error)")
+            }
+        }
+        if volume.pullOn.contains(.boot) { try pull(volume, into: directory) }
+    }
+
     private func client(for volume: VolumeSpec) throws(BootAgent.BootFailure) -> S3Client {
         guard let name = volume.mirror?.alias, let alias = args.s3.first(where: { $0.alias == name }) else {
             throw .init(description: "volume \(volume.name): its S3 alias is not defined (wyr.s3=ALIAS,URL,KEY,SECRET)", retryable: false)
@@ -52,9 +83,9 @@ struct VolumeHooks {
         do throws(S3Error) { return try S3Client(alias: alias) } catch { throw .init(description: error.description, retryable: false) }
     }
 
-    private func pull(_ volume: VolumeSpec) throws(BootAgent.BootFailure) {
+    private func pull(_ volume: VolumeSpec, into directory: String) throws(BootAgent.BootFailure) {
         Console.stage("Pulling volume \(volume.name) from \(volume.mirror!) into \(volume.path)")
-        let mirror = VolumeMirror(volume: volume, client: try client(for: volume), directory: overlay + volume.path) { Console.detail($0) }
+        let mirror = VolumeMirror(volume: volume, client: try client(for: volume), directory: directory) { Console.detail($0) }
         do throws(VolumeError) {
             let report = try mirror.pull()
             Console.detail(report.summary)
@@ -63,7 +94,72 @@ struct VolumeHooks {
         }
     }
 
-    private func injectPusher() throws(FileError) {
+    /// The next system mounts the cache disk by UUID and binds each volume at its path:
+    /// /usr/lib/wyrcan/mount-volumes (any init; `--unmount` undoes it) and a systemd unit running it.
+    private func injectMounts(_ cache: CacheDisk) throws(FileError) {
+        let root = CacheSpec.mountPoint
+        var mounts: [String] = []
+        var unmounts: [String] = []
+        for volume in args.volumes {
+            let source = Shell.quote(root + "/" + CacheSpec.volumeDirectory(volume.name))
+            let target = Shell.quote(volume.path)
+            mounts.append("mkdir -p \(target) && { mounted \(target) || mount --bind \(source) \(target); } || status=1")
+            unmounts.insert("umount \(target) 2>/dev/null", at: 0)
+            try FileSystem.createDirectory(overlay + volume.path)
+        }
+        let uuid = cache.filesystem.uuid
+        try FileSystem.createDirectory(overlay + "/usr/lib/wyrcan")
+        try FileSystem.writeFile(overlay + Self.mountScript, Array("""
+            #!/bin/sh
+            # Written by Wyrcan at boot (wyr.cache): mounts the cache disk and binds each volume on it
+            # at its path; with --unmount, undoes that. systemd runs it from \(Self.cacheUnit); another
+            # init should run it early, and with --unmount before it powers off.
+            cache=\(root)
+            mounted() { grep -q " $1 " /proc/mounts; }
+            if [ "$1" = --unmount ]; then
+              \(unmounts.joined(separator: "\n  "))
+              umount "$cache" 2>/dev/null
+              exit 0
+            fi
+            modprobe crc32c 2>/dev/null; modprobe ext4 2>/dev/null
+            mkdir -p "$cache"
+            n=0
+            until mounted "$cache" || mount -t ext4 UUID=\(uuid) "$cache" 2>/dev/null; do
+              n=$((n + 1))
+              if [ $n -ge 60 ]; then echo "wyrcan: the cache disk (UUID=\(uuid)) did not appear" >&2; exit 1; fi
+              sleep 1
+            done
+            status=0
+            \(mounts.joined(separator: "\n"))
+            exit $status
+
+            """.utf8), mode: 0o755)
+        let unit = """
+            [Unit]
+            Description=Wyrcan cache disk and the volumes on it (wyr.cache)
+            DefaultDependencies=no
+            Before=local-fs.target umount.target
+            Conflicts=umount.target
+
+            [Service]
+            Type=oneshot
+            RemainAfterExit=yes
+            ExecStart=\(Self.mountScript)
+            ExecStop=\(Self.mountScript) --unmount
+            TimeoutStartSec=90
+
+            [Install]
+            WantedBy=local-fs.target
+
+            """
+        try FileSystem.createDirectory(overlay + "/etc/systemd/system/local-fs.target.wants")
+        try FileSystem.writeFile(overlay + "/etc/systemd/system/" + Self.cacheUnit, Array(unit.utf8))
+        guard symlink("../\(Self.cacheUnit)", overlay + "/etc/systemd/system/local-fs.target.wants/" + Self.cacheUnit) == 0 else {
+            throw .last("symlink", Self.cacheUnit)
+        }
+    }
+
+    private func injectPusher(afterCache: Bool) throws(FileError) {
         let lib = overlay + "/usr/lib/wyrcan/lib"
         try FileSystem.createDirectory(lib)
         try copy("/usr/lib/wyrcan/wyrcan", to: overlay + "/usr/lib/wyrcan/wyrcan", mode: 0o755)
@@ -104,7 +200,7 @@ struct VolumeHooks {
             [Unit]
             Description=Wyrcan volume push (wyr.volume push_on=…)
             Wants=network-online.target
-            After=network-online.target
+            After=network-online.target\(afterCache ? " \(Self.cacheUnit)\nRequiresMountsFor=\(pushed.map(\.path).joined(separator: " "))" : "")
             # Stopped before the network goes down at shutdown, so ExecStop can still push.
 
             [Service]
@@ -126,5 +222,12 @@ struct VolumeHooks {
 
     private func copy(_ from: String, to: String, mode: mode_t) throws(FileError) {
         try FileHandleFD.read(from).copyRemaining(to: FileHandleFD.create(to, mode: mode))
+    }
+}
+
+/// POSIX shell quoting for the scripts Wyrcan writes.
+enum Shell {
+    static func quote(_ text: String) -> String {
+        "'" + text.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
     }
 }

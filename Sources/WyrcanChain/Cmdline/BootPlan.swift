@@ -65,6 +65,7 @@ public struct BootPlan: Sendable {
         public var efi: String?
         public var volumes: [Volume]
         public var s3: [S3]
+        public var cache: String?
         public var extraArgsURL: String?
         public var insecureRegistries: [String]
         public var platform: String?
@@ -89,6 +90,7 @@ public struct BootPlan: Sendable {
                     exclude: $0.exclude, path: $0.path, expiration: $0.expiration.rawValue)
             },
             s3: args.s3.map { Document.S3(alias: $0.alias, url: $0.url, accessKey: $0.accessKey) },
+            cache: args.cache?.rendered,
             extraArgsURL: args.extraArgsURL,
             insecureRegistries: args.insecureRegistries,
             platform: (args.platform ?? .current).description,
@@ -156,6 +158,13 @@ public struct BootPlan: Sendable {
                 out.append(line)
             }
             for s in args.s3 { out.append("  s3 \(s.alias): \(s.url) (access key \(s.accessKey), secret hidden)") }
+        }
+        if let cache = args.cache {
+            switch cache.source {
+            case .auto: out.append("Cache:     the disk labelled \(CacheSpec.label), if any (volumes in RAM otherwise)")
+            case .device(let path):
+                out.append("Cache:     \(path)\(cache.format ? " (formatted ext4 if blank)" : ""); volumes live on it at \(CacheSpec.mountPoint)/volumes/NAME")
+            }
         }
         if let url = args.extraArgsURL {
             out.append("Extra args: fetched from \(url) after network-up, merged, never printed")

@@ -29,6 +29,8 @@ public struct WyrcanArgs: Sendable, Equatable {
     public var volumes: [VolumeSpec] = []
     /// `wyr.s3=…`
     public var s3: [S3Alias] = []
+    /// `wyr.cache=auto|/dev/DISK[,format]`: the local disk the volumes live on.
+    public var cache: CacheSpec?
     /// `wyr.extra_args_url=URL`: more `wyr.*` parameters (e.g. S3 secrets) fetched after network-up,
     /// so they stay out of the booted system's `/proc/cmdline`.
     public var extraArgsURL: String?
@@ -74,14 +76,18 @@ public struct WyrcanArgs: Sendable, Equatable {
             }
         }
         // Aliases may arrive later from wyr.extra_args_url; the agent checks again after merging.
-        if extraArgsURL == nil { try checkVolumeAliases() }
+        if extraArgsURL == nil { try checkVolumes() }
     }
 
-    /// Every volume's mirror names a defined `wyr.s3` alias.
-    public func checkVolumeAliases() throws(CmdlineError) {
+    /// Every volume's mirror names a defined `wyr.s3` alias, and `push_on=boot` has a disk to push from.
+    public func checkVolumes() throws(CmdlineError) {
         for volume in volumes {
             if let alias = volume.mirror?.alias, !s3.contains(where: { $0.alias == alias }) {
                 throw .undefinedS3Alias(parameter: "wyr.volume=\(volume.name)", alias: alias)
+            }
+            if volume.pushOn.contains(.boot) && cache == nil {
+                throw .invalidValue(parameter: "wyr.volume", value: volume.rendered,
+                                    reason: "push_on=boot sends what the previous boot left on a local disk: add wyr.cache=auto or wyr.cache=/dev/DISK")
             }
         }
     }
@@ -135,6 +141,8 @@ public struct WyrcanArgs: Sendable, Equatable {
             let alias = try S3Alias(parsing: try value("ALIAS,URL,ACCESS_KEY,SECRET_KEY"), parameter: key)
             s3.removeAll { $0.alias == alias.alias }
             s3.append(alias)
+        case "cache":
+            cache = try CacheSpec(parsing: try value("auto|/dev/DISK[,format]"), parameter: key)
         case "extra_args_url":
             let v = try value("https://SERVER/PATH")
             guard v.hasPrefix("http://") || v.hasPrefix("https://") else {

@@ -95,3 +95,10 @@ public enum LinuxSystem {
         return withUnsafePointer(to: u.release) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
     }
 }
+
+extension LinuxSystem {
+    /// Unmounts `target`; a path that is not mounted is fine.
+    public static func unmount(_ target: String) throws(SystemError) {
+        if umount2(target, 0) != 0 && errno != EINVAL && errno != ENOENT { throw .last("unmount \(target)") }
+    }
+}

@@ -1,0 +1,59 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What Wyrcan needs to know about a disk before it mounts or formats it: whether it holds an
+/// ext2/3/4 filesystem (and its label and UUID), or nothing at all.
+public struct BlockDevice: Sendable, Equatable {
+    public let path: String
+
+    public init(path: String) { self.path = path }
+
+    /// An ext2/3/4 superblock's identity.
+    public struct ExtFilesystem: Sendable, Equatable {
+        public var label: String
+        public var uuid: String
+    }
+
+    /// The ext2/3/4 filesystem on the device, or nil when it holds none.
+    public func extFilesystem() throws(FileError) -> ExtFilesystem? {
+        let head = try readHead(2048)
+        guard head.count == 2048 else { return nil }
+        // The superblock starts at byte 1024: s_magic at 0x38 (little endian 0xEF53), s_uuid at 0x68, s_volume_name at 0x78.
+        guard head[1024 + 0x38] == 0x53, head[1024 + 0x39] == 0xEF else { return nil }
+        let labelBytes = head[(1024 + 0x78)..<(1024 + 0x88)].prefix { $0 != 0 }
+        let u = Array(head[(1024 + 0x68)..<(1024 + 0x78)])
+        let hex = u.map { byte in
+            let digits = Array("0123456789abcdef")
+            return String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
+        }
+        let uuid = [hex[0..<4], hex[4..<6], hex[6..<8], hex[8..<10], hex[10..<16]].map { $0.joined() }.joined(separator: "-")
+        return ExtFilesystem(label: String(decoding: labelBytes, as: UTF8.self), uuid: uuid)
+    }
+
+    /// True when the first MiB (or the whole device, if smaller) is zeros: no partition table, no
+    /// filesystem signature, nothing a user could lose. Only such a device is ever formatted.
+    public func isBlank() throws(FileError) -> Bool {
+        try readHead(1 << 20).allSatisfy { $0 == 0 }
+    }
+
+    private func readHead(_ count: Int) throws(FileError) -> [UInt8] {
+        let file = try FileHandleFD.read(path)
+        var bytes: [UInt8] = []
+        while bytes.count < count {
+            let chunk = try file.read(upTo: count - bytes.count)
+            if chunk.isEmpty { break }
+            bytes += chunk
+        }
+        return bytes
+    }
+
+    /// The kernel's block devices (disks and partitions) as `/dev/NAME`, without loop, RAM and
+    /// optical devices.
+    public static func all() -> [BlockDevice] {
+        let names = (try? FileSystem.list("/sys/class/block")) ?? []
+        return names.sorted()
+            .filter { name in !["loop", "ram", "sr", "zram", "fd"].contains { name.hasPrefix($0) } }
+            .map { BlockDevice(path: "/dev/" + $0) }
+    }
+}
