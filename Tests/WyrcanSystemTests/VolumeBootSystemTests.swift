@@ -58,7 +58,8 @@ import Testing
 
     /// wyr.cache: boot 1 formats a blank disk and the image writes into the volume on it (no push
     /// from the booted system); boot 2 mounts the same filesystem, pushes what boot 1 wrote
-    /// (push_on=boot), pulls what appeared remotely onto the disk, and the image sees both.
+    /// (push_on=boot), pulls what appeared remotely onto the disk, and the image sees both; a local
+    /// volume with expiration=shutdown starts empty again.
     @Test(.timeLimit(.minutes(12)))
     func aCacheDiskKeepsTheVolumeAndPushesItAtTheNextBoot() throws {
         let rig = try BootSystemTests.rig()
@@ -74,10 +75,13 @@ import Testing
             modprobe virtio_pci; modprobe virtio_blk; modprobe ext4
             /usr/lib/wyrcan/mount-volumes && echo CACHE-MOUNTED
             V=/var/lib/wyrcan/volumes/notes
+            S=/var/lib/wyrcan/volumes/scratch
             if [ -f "$V/boot1.txt" ]; then
               echo "VOLUME-FOUND: $(cat "$V/boot1.txt") / $(cat "$V/remote.txt")"
+              [ -e "$S/left.txt" ] || echo SCRATCH-EMPTY
             else
               echo "written by boot 1" > "$V/boot1.txt"
+              echo left > "$S/left.txt"
               echo VOLUME-WROTE
             fi
             /usr/lib/wyrcan/mount-volumes --unmount && echo CACHE-UNMOUNTED
@@ -94,7 +98,8 @@ import Testing
         try FileHandle(forWritingAtPath: disk)!.truncate(atOffset: 256 << 20)
         let cmdline = "console=ttyS0 wyr.img=\(rig.guestRegistry)/test/cache wyr.insecure=\(rig.guestRegistry) "
             + "wyr.s3=store,http://10.0.2.2:\(s3.port),\(LocalS3.accessKey),\(LocalS3.secretKey) wyr.cache=/dev/vda,format "
-            + "wyr.volume=notes,mirror=store/bucket/vm2,pull_on=boot,push_on=boot wyr.arg=console=ttyS0"
+            + "wyr.volume=notes,mirror=store/bucket/vm2,pull_on=boot,push_on=boot wyr.volume=scratch,expiration=shutdown "
+            + "wyr.arg=console=ttyS0"
 
         let (first, _) = try rig.boot("cache-1", cmdline: cmdline, disk: disk)
         #expect(first.contains("formatting /dev/vda"), "\(first.suffix(3000))")
@@ -108,6 +113,7 @@ import Testing
         #expect(!second.contains("formatting"), "\(second.suffix(3000))")
         #expect(second.contains("Pushing volume notes"), "\(second.suffix(3000))")
         #expect(second.contains("VOLUME-FOUND: written by boot 1 / from S3"), "\(second.suffix(3000))")
+        #expect(second.contains("SCRATCH-EMPTY"), "an expiration=shutdown volume starts empty")
         #expect(try s3.aws("s3 cp s3://bucket/vm2/boot1.txt -").stdout == "written by boot 1\n")
         #expect(try Sys.sh("/sbin/blkid -o value -s UUID \(disk)").stdout == uuid, "the filesystem is the same one")
 

@@ -66,12 +66,22 @@ struct VolumeHooks {
     private func onCache(_ volume: VolumeSpec, _ cache: CacheDisk) throws(BootAgent.BootFailure) {
         let directory = cache.directory(for: volume.name)
         do throws(FileError) { try FileSystem.createDirectory(directory) } catch { throw .init(description: error.description) }
+        var pushFailed = false
         if volume.pushOn.contains(.boot) && volume.mirror != nil {
             Console.stage("Pushing volume \(volume.name) (what the previous boot changed) to \(volume.mirror!)")
             let mirror = VolumeMirror(volume: volume, client: try client(for: volume), directory: directory) { Console.detail($0) }
             do throws(VolumeError) { Console.detail(try mirror.push().summary) } catch {
+                pushFailed = true
                 Console.failure("volume \(volume.name): push failed, its data stays on \(cache.device.path) for the next boot: \(error)")
             }
+        }
+        if volume.expiration == .shutdown && pushFailed {
+            Console.detail("volume \(volume.name): expiration=shutdown postponed, its changes are not pushed yet")
+        } else if volume.expiration == .shutdown {
+            // The previous boot's data ends with that boot (after push_on=boot had its chance).
+            Console.detail("volume \(volume.name): expiration=shutdown, the previous boot's data is removed")
+            FileSystem.removeTree(directory)
+            do throws(FileError) { try FileSystem.createDirectory(directory) } catch { throw .init(description: error.description) }
         }
         if volume.pullOn.contains(.boot) { try pull(volume, into: directory) }
     }
