@@ -3,6 +3,7 @@
 #ifndef WYRCAN_CWYRCANSYS_SHIM_H
 #define WYRCAN_CWYRCANSYS_SHIM_H
 #include <unistd.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -18,6 +19,17 @@ static inline long wyr_kexec_file_load(int kernel_fd, int initrd_fd, const char 
 
 static inline long wyr_finit_module(int fd, const char *params, int flags) {
     return syscall(SYS_finit_module, fd, params, flags);
+}
+
+/* Lets the calling thread run only when no other thread wants the CPU (SCHED_IDLE). */
+static inline int wyr_make_thread_idle(void) {
+    struct sched_param param = { .sched_priority = 0 };
+    return sched_setscheduler(0, 5 /* SCHED_IDLE */, &param);
+}
+
+/* Blocks until the kernel's random pool is initialized (flags 0), then fills buf. */
+static inline long wyr_getrandom(void *buf, unsigned long len) {
+    return syscall(SYS_getrandom, buf, len, 0);
 }
 
 static inline int wyr_get_inode_flags(int fd, long *flags) { return ioctl(fd, FS_IOC_GETFLAGS, flags); }

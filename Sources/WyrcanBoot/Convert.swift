@@ -1,5 +1,8 @@
 import ArgumentParser
 import WyrcanChain
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,6 +31,12 @@ struct Convert: ParsableCommand {
 
     @Option(help: "Initrd compression: zstd, gzip or none.")
     var compression: String = "zstd"
+
+    @Option(name: .customLong("level"), help: ArgumentHelp("Compression level: zstd 1–19 (default 3), gzip 1–9 (default 6).", valueName: "N"))
+    var level: Int?
+
+    @Option(name: .customLong("threads"), help: ArgumentHelp("zstd compression threads (default: one per CPU, fastest); 1 compresses on one thread beside the reader with the least memory (≈ 35 MB RSS).", valueName: "N"))
+    var threads: Int?
 
     @Option(help: ArgumentHelp("Image of a multi-platform index to use (default: this machine's).", valueName: "OS/ARCH[/VARIANT]"))
     var platform: String?
@@ -63,6 +72,13 @@ struct Convert: ParsableCommand {
         guard let compression = CpioWriter.Compression(rawValue: compression) else {
             throw ValidationError("--compression must be zstd, gzip or none")
         }
+        if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be 1–256") }
+        if let level {
+            let range = compression == .gzip ? 1...9 : 1...19
+            guard compression != .none, range.contains(level) else {
+                throw ValidationError("--level must be \(range.lowerBound)–\(range.upperBound) for --compression \(compression.rawValue)\(compression == .none ? " (none has no level)" : "")")
+            }
+        }
         let location = try ImageLocation(parsing: image)
         var options = RegistryOptions()
         options.insecureRegistries = Set(insecureRegistries)
@@ -78,7 +94,11 @@ struct Convert: ParsableCommand {
         let work = try FileSystem.temporaryDirectory(in: output, prefix: ".wyrcan-work")
         defer { FileSystem.removeTree(work) }
         let pulled = try ImagePuller(options: options, quiet: quiet).pull(location, workDirectory: work)
-        let artifacts = try InitrdBuilder(compression: compression).build(layers: pulled.layers, outputDirectory: output)
+        // Layers are decompressed once into the work directory (temporary space ≈ the
+        // uncompressed layers) instead of twice.
+        let artifacts = try InitrdBuilder(compression: compression, compressionLevel: level, stagingDirectory: work,
+                                          compressionThreads: threads ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+            .build(layers: pulled.layers, outputDirectory: output)
         if !quiet {
             printError("● Converted \(pulled.image.name): kernel \(TransferProgress.megabytes(artifacts.kernelBytes)), initrd \(TransferProgress.megabytes(artifacts.initrdBytes)) (\(compression.rawValue)), cmdline \"\(artifacts.cmdline)\"")
         }

@@ -2,16 +2,21 @@
 """Compares two unpacked root filesystems: paths, types, permission bits, owners, symlink targets,
 device numbers, file contents and hard-link groups. Prints each difference; exit 1 if any.
 
-    treecmp.py EXPECTED_DIR ACTUAL_DIR
+    treecmp.py EXPECTED_DIR ACTUAL_DIR [--absent PATH]...
+
+--absent PATH: PATH (relative) is in EXPECTED but must not be in ACTUAL (Wyrcan leaves the kernel
+out of the initrd); hard-link groups are compared without it.
 """
 import hashlib, os, stat, sys
 
-def scan(root):
+def scan(root, absent=()):
     out, inodes = {}, {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, root)
+            if rel in absent:
+                continue
             st = os.lstat(full)
             kind = stat.S_IFMT(st.st_mode)
             rec = {"type": kind, "perm": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid}
@@ -31,8 +36,13 @@ def scan(root):
     return out
 
 def main():
-    a, b = scan(sys.argv[1]), scan(sys.argv[2])
-    diffs = []
+    args, absent = sys.argv[1:3], set()
+    rest = sys.argv[3:]
+    while rest[:1] == ["--absent"]:
+        absent.add(rest[1])
+        rest = rest[2:]
+    a, b = scan(args[0], absent), scan(args[1])
+    diffs = [f"present but should be absent: {p}" for p in sorted(absent) if os.path.lexists(os.path.join(args[1], p))]
     for p in sorted(set(a) | set(b)):
         if p not in b:
             diffs.append(f"missing: {p}")

@@ -1,3 +1,4 @@
+import Dispatch
 import WyrcanChain
 #if canImport(Glibc)
 import Glibc
@@ -25,6 +26,7 @@ struct BootAgent {
     func run() -> Never {
         Self.mountBasics()
         Console.attach()
+        Self.warmUpEntropy()
         Console.stage("Wyrcan \(WyrcanVersion.string) on Linux \(LinuxSystem.kernelRelease)")
         Console.stage("Loading drivers")
         for problem in ModuleLoader().loadAll() { Console.detail("module \(problem)") }
@@ -123,9 +125,16 @@ struct BootAgent {
         do throws(ConversionError) {
             let pulled = try puller.pull(.registry(image), workDirectory: Self.workDirectory + "/pull")
             Console.detail("manifest \(pulled.image.manifestDigest)")
-            artifacts = try InitrdBuilder(compression: Self.initrdCompression(layers: pulled.layers))
+            let plenty = Self.memoryIsPlenty(layers: pulled.layers)
+            let started = TransferProgress.now()
+            // With memory to spare: decompress each layer once (blobs dropped as they are staged)
+            // and leave the initrd uncompressed.
+            artifacts = try InitrdBuilder(
+                compression: plenty ? .none : .zstd,
+                stagingDirectory: plenty ? Self.workDirectory + "/pull" : nil, removeStagedBlobs: true)
                 .build(layers: pulled.layers, outputDirectory: Self.workDirectory + "/out")
             FileSystem.removeTree(Self.workDirectory + "/pull")
+            Console.detail("converted in \(TransferProgress.tenths(TransferProgress.now() - started)) s: kernel \(TransferProgress.megabytes(artifacts.kernelBytes)), initrd \(TransferProgress.megabytes(artifacts.initrdBytes))\(plenty ? "" : " (zstd)")")
         } catch {
             var retryable = true
             switch error {
@@ -160,8 +169,10 @@ struct BootAgent {
         if let available = LinuxSystem.memoryAvailable(), available < needed {
             throw BootFailure(description: ConversionError.notEnoughMemory(needed: needed, available: available).description, retryable: false)
         }
+        let loading = TransferProgress.now()
         do throws(SystemError) {
             try LinuxSystem.kexecLoad(kernel: artifacts.kernelPath, initrd: artifacts.initrdPath, cmdline: next)
+            Console.detail("kernel and initrd loaded for kexec in \(TransferProgress.tenths(TransferProgress.now() - loading)) s")
         } catch {
             throw BootFailure(description: error.description, retryable: false)
         }
@@ -173,14 +184,15 @@ struct BootAgent {
         throw BootFailure(description: error.description, retryable: false)
     }
 
-    /// Uncompressed when memory allows: the initrd only moves from this RAM to the next kernel's,
-    /// and compressing it here costs more time than the next kernel saves unpacking it. With
-    /// less memory than the uncompressed rootfs would need (estimated at 4× the compressed
-    /// layers, held twice around kexec), zstd keeps it small.
-    static func initrdCompression(layers: [String]) -> CpioWriter.Compression {
+    /// Whether memory holds the uncompressed rootfs twice (estimated at 4× the compressed
+    /// layers): staged plain-tar layers plus an uncompressed initrd, then the initrd and kexec's
+    /// copy. Then the initrd stays uncompressed — it only moves from this RAM to the next
+    /// kernel's, and compressing it here costs more time than the next kernel saves unpacking
+    /// it — and layers are decompressed once. Otherwise zstd and two reads keep it small.
+    static func memoryIsPlenty(layers: [String]) -> Bool {
         let compressed = layers.reduce(Int64(0)) { $0 + (FileSystem.size($1) ?? 0) }
-        guard let available = LinuxSystem.memoryAvailable() else { return .zstd }
-        return available > compressed * 8 + (256 << 20) ? .none : .zstd
+        guard let available = LinuxSystem.memoryAvailable() else { return false }
+        return available > compressed * 8 + (256 << 20)
     }
 
     /// `wyr.extra_args_url`: fetches more parameters (S3 secrets, volumes) after network-up and
@@ -218,6 +230,15 @@ struct BootAgent {
         if rescue { Subprocess.execShell() }
         Console.line("Add wyr.rescue to the cmdline for a shell instead of a reboot.")
         Self.rebootAfter(seconds: 30)
+    }
+
+    /// Right after boot the kernel's random pool is not initialized, and the first blocking
+    /// getrandom() (OpenSSL seeding for a TLS registry) waits while the kernel gathers entropy
+    /// (≈ 1 s of CPU under emulation). Asking from an idle-priority thread lets that happen while
+    /// the agent waits for DHCP and the network, without slowing anything else down. (The Swift runtime's hash seed would block too: /init sets
+    /// SWIFT_DETERMINISTIC_HASHING before exec'ing the agent, see scripts/build-initramfs.)
+    static func warmUpEntropy() {
+        DispatchQueue.global(qos: .background).async { LinuxSystem.waitForEntropy(idle: true) }
     }
 
     static func rebootAfter(seconds: UInt32) -> Never {

@@ -16,7 +16,7 @@ struct CacheDisk {
     /// The disk `spec` names, mounted; nil when `auto` finds no disk labelled WYRCAN_CACHE.
     static func open(_ spec: CacheSpec) throws(BootAgent.BootFailure) -> CacheDisk? {
         Console.stage("Opening the cache disk (wyr.cache=\(spec.rendered))")
-        for problem in ModuleLoader(wanted: storageModules).loadAll() { Console.detail("module \(problem)") }
+        for problem in ModuleLoader(wanted: storageModules, loadEverything: true).loadAll() { Console.detail("module \(problem)") }
         let device: BlockDevice
         var filesystem: BlockDevice.ExtFilesystem?
         switch spec.source {

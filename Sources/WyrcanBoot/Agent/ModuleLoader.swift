@@ -3,16 +3,23 @@ import WyrcanChain
 import Glibc
 #endif
 
-/// Loads the network drivers the initramfs ships, with their dependencies from the depmod data
+/// Loads the drivers the initramfs ships, with their dependencies from the depmod data
 /// (`modules.dep`) built with the initramfs. The list of wanted modules is data
-/// (`/etc/wyrcan/modules`), not code; modules for absent hardware load and stay idle.
+/// (`/etc/wyrcan/modules`), not code. Like udev's coldplug, a listed driver is loaded only when a
+/// device present here matches one of its `modules.alias` patterns (rescanning after each round,
+/// since a bus driver such as virtio_pci makes new devices appear); listed modules that drive no
+/// device (efivarfs, crc32c, filesystems) always load. Each module load costs a signature check,
+/// which is slow under emulation, so not loading a dozen idle NIC drivers shortens every boot.
 struct ModuleLoader {
     let root: String
     let wanted: String
+    /// Load every listed module, present hardware or not (for the rarely used storage list).
+    var loadEverything = false
 
-    init(release: String = LinuxSystem.kernelRelease, wanted: String = "/etc/wyrcan/modules") {
+    init(release: String = LinuxSystem.kernelRelease, wanted: String = "/etc/wyrcan/modules", loadEverything: Bool = false) {
         root = "/lib/modules/\(release)"
         self.wanted = wanted
+        self.loadEverything = loadEverything
     }
 
     /// module name (`virtio_net`) → (path relative to root, dependencies' relative paths)
@@ -28,13 +35,40 @@ struct ModuleLoader {
         return map
     }
 
+    /// module name → its device patterns (`pci:v00001AF4d00001000sv*…`); `fs-…`, `crypto-…`
+    /// and other non-device aliases are left out.
+    func devicePatterns() -> [String: [String]] {
+        guard let bytes = try? FileSystem.readFile(root + "/modules.alias") else { return [:] }
+        var map: [String: [String]] = [:]
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("alias ") {
+            let parts = line.split(separator: " ")
+            guard parts.count == 3, let colon = parts[1].firstIndex(of: ":"), colon != parts[1].startIndex else { continue }
+            map[String(parts[2]).replacingDashes(), default: []].append(String(parts[1]))
+        }
+        return map
+    }
+
+    /// The modaliases of every device the kernel knows now (`/sys/bus/*/devices/*/modalias`).
+    static func presentDevices() -> Set<String> {
+        var found = Set<String>()
+        for bus in (try? FileSystem.list("/sys/bus")) ?? [] {
+            let devices = "/sys/bus/\(bus)/devices"
+            for device in (try? FileSystem.list(devices)) ?? [] {
+                guard let bytes = try? FileSystem.readFile("\(devices)/\(device)/modalias") else { continue }
+                let alias = String(decoding: bytes, as: UTF8.self).trimmingSpaces().split(separator: "\n").first.map(String.init) ?? ""
+                if !alias.isEmpty { found.insert(alias) }
+            }
+        }
+        return found
+    }
+
     static func name(of path: String) -> String {
         var base = String(path.split(separator: "/").last ?? "")
         for ext in [".ko.xz", ".ko.zst", ".ko.gz", ".ko"] where base.hasSuffix(ext) { base.removeLast(ext.count); break }
         return base.replacingDashes()
     }
 
-    /// Loads every wanted module; returns the ones that failed (name: reason).
+    /// Loads the wanted modules that have something to do here; returns the ones that failed (name: reason).
     func loadAll() -> [String] {
         guard let list = try? FileSystem.readFile(wanted) else { return ["\(wanted): missing"] }
         let deps = dependencies()
@@ -50,11 +84,29 @@ struct ModuleLoader {
                 if error.code != ENODEV { failures.append("\(Self.name(of: path)): \(error.description)") }
             }
         }
+        var names: [String] = []
         for raw in String(decoding: list, as: UTF8.self).split(separator: "\n") {
             let name = raw.split(separator: "#").first.map { String($0).trimmingSpaces() } ?? ""
-            guard !name.isEmpty else { continue }
-            guard let (path, _) = deps[name.replacingDashes()] else { continue }  // built in, or not shipped
-            load(path: path)
+            // Not in modules.dep: built into the kernel, or not shipped.
+            if !name.isEmpty, deps[name.replacingDashes()] != nil { names.append(name.replacingDashes()) }
+        }
+        let patterns = loadEverything ? [:] : devicePatterns()
+        var pending = names
+        // Round 1 loads what matches the devices present at boot; a round that loaded something
+        // may have revealed more devices (virtio_pci → virtio0 → virtio_net), so look again.
+        for _ in 0..<4 where !pending.isEmpty {
+            let devices = patterns.isEmpty ? [] : Self.presentDevices()
+            var waiting: [String] = []
+            for name in pending {
+                if let globs = patterns[name], !devices.isEmpty,
+                   !globs.contains(where: { glob in devices.contains { fnmatch(glob, $0, 0) == 0 } }) {
+                    waiting.append(name)
+                    continue
+                }
+                load(path: deps[name]!.0)
+            }
+            if waiting.count == pending.count { break }
+            pending = waiting
         }
         return failures
     }

@@ -1,4 +1,7 @@
 import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What `InitrdBuilder` produced.
 public struct BootArtifacts: Sendable {
@@ -20,16 +23,29 @@ public struct BootArtifacts: Sendable {
 /// 2. check the boot pieces (`/boot/wyrcan.kernel`, `/init`, `/boot/wyrcan.cmdline`) — before any
 ///    output is written;
 /// 3. write all directories (sorted, so parents come first), then stream each layer once more,
-///    copying the data of the members that survived straight into the compressed cpio (and the
-///    kernel file), hard-link groups as cpio hard links.
+///    copying the data of the members that survived straight into the compressed cpio, hard-link
+///    groups as cpio hard links — all but the kernel, which goes to its own file only (as in the
+///    original Wyrcan, the initrd is the whole image besides the kernel).
 /// Memory holds metadata only. Outputs appear atomically (renamed into place) or not at all.
 public struct InitrdBuilder {
     public var compression: CpioWriter.Compression = .zstd
     public var compressionLevel: Int? = nil
+    /// Where to decompress compressed layers first, so steps 1 and 3 read plain tar and each layer
+    /// is decompressed once, not twice (it costs the uncompressed layers' size there). nil: read
+    /// the compressed blobs twice, holding nothing more.
+    public var stagingDirectory: String? = nil
+    /// Delete each compressed blob once it is staged (the boot agent's blobs live in RAM).
+    public var removeStagedBlobs = false
+    /// zstd worker threads (see `CpioWriter`); 1 keeps memory lowest.
+    public var compressionThreads = 1
 
-    public init(compression: CpioWriter.Compression = .zstd, compressionLevel: Int? = nil) {
+    public init(compression: CpioWriter.Compression = .zstd, compressionLevel: Int? = nil,
+                stagingDirectory: String? = nil, removeStagedBlobs: Bool = false, compressionThreads: Int = 1) {
         self.compression = compression
         self.compressionLevel = compressionLevel
+        self.stagingDirectory = stagingDirectory
+        self.removeStagedBlobs = removeStagedBlobs
+        self.compressionThreads = compressionThreads
     }
 
     public static let kernelPath = "boot/wyrcan.kernel"
@@ -38,6 +54,14 @@ public struct InitrdBuilder {
     static let maximumCmdlineBytes = 4096
 
     public func build(layers: [String], outputDirectory: String) throws(ConversionError) -> BootArtifacts {
+        var layers = layers
+        var staged: [String] = []
+        defer { staged.forEach(FileSystem.remove) }
+        if let stagingDirectory {
+            staged = try stage(layers, in: stagingDirectory)
+            layers = zip(layers, staged).map { $1.isEmpty ? $0 : $1 }
+            staged = staged.filter { !$0.isEmpty }
+        }
         let tree = try Self.merge(layers: layers)
         let boot = try Self.bootPieces(tree)
 
@@ -65,6 +89,27 @@ public struct InitrdBuilder {
         }
     }
 
+    /// Step 0 (with a staging directory): decompress the compressed layers in parallel; returns
+    /// each layer's plain tar path, or "" for a layer that is not compressed.
+    private func stage(_ layers: [String], in directory: String) throws(ConversionError) -> [String] {
+        let remove = removeStagedBlobs
+        let width = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        let staged = Locked<[String]>([])
+        do throws(ArchiveError) {
+            return try Parallel.map(layers.count, width: width) { (i) throws(ArchiveError) -> String in
+                guard ArchiveReader.compression(of: layers[i]) != .none else { return "" }
+                let tar = "\(directory)/layer-\(i).tar"
+                staged.withLock { $0.append(tar) }
+                try ArchiveReader.decompress(layer: layers[i], to: tar)
+                if remove { FileSystem.remove(layers[i]) }
+                return tar
+            }
+        } catch {
+            staged.withLock { $0 }.forEach(FileSystem.remove)
+            throw .archive(error)
+        }
+    }
+
     /// Step 1: scan layers in parallel, merge in order.
     static func merge(layers: [String]) throws(ConversionError) -> RootfsTree {
         final class Slot: @unchecked Sendable { var result: Result<[LayerEntry], ConversionError>? }
@@ -86,6 +131,8 @@ public struct InitrdBuilder {
 
     struct BootPieces {
         var kernel: RootfsTree.Source
+        /// `/boot/wyrcan.kernel` itself when it is a symlink to the kernel file.
+        var kernelLink: RootfsTree.Source?
         var cmdline: RootfsTree.Source?
     }
 
@@ -113,7 +160,28 @@ public struct InitrdBuilder {
             }
             cmdline = node.source
         }
-        return BootPieces(kernel: kernel.source, cmdline: cmdline)
+        let link = tree.nodes[Self.kernelPath].flatMap { $0.info.type == .symlink ? $0.source : nil }
+        return BootPieces(kernel: kernel.source, kernelLink: link, cmdline: cmdline)
+    }
+
+    /// The kernel member's data, into its own file.
+    private func copyKernel(from reader: ArchiveReader, to file: FileHandleFD, size: Int64, layer: Int, path: String) throws(ArchiveError) {
+        var copied: Int64 = 0
+        var failure: FileError? = nil
+        do {
+            try reader.readData { chunk in
+                do throws(FileError) { try file.write(chunk) } catch { failure = error }
+                copied += Int64(chunk.count)
+            }
+        } catch let e as ArchiveError {
+            throw ArchiveError(operation: "layer \(layer + 1)", message: "\(path): \(e.message)")
+        } catch {
+            throw ArchiveError(operation: "layer \(layer + 1)", message: "\(error)")
+        }
+        if let failure { throw ArchiveError(operation: "write kernel", message: failure.description) }
+        guard copied == size else {
+            throw ArchiveError(operation: "layer \(layer + 1)", message: "\(path): \(copied) of \(size) bytes in the layer")
+        }
     }
 
     /// Step 3: the cpio, the kernel copy and the cmdline text.
@@ -122,7 +190,7 @@ public struct InitrdBuilder {
     ) throws(ConversionError) -> String {
         var cmdlineBytes: [UInt8] = []
         do throws(ArchiveError) {
-            let writer = try CpioWriter(path: initrdTo, compression: compression, level: compressionLevel)
+            let writer = try CpioWriter(path: initrdTo, compression: compression, level: compressionLevel, threads: compressionThreads)
             var inode: UInt64 = 1
             for var dir in tree.directories.map(\.info) {
                 inode += 1
@@ -148,6 +216,14 @@ public struct InitrdBuilder {
                     guard let members = wanted[ordinal] else { continue }
                     remaining -= 1
                     let source = RootfsTree.Source(layer: layerIndex, ordinal: ordinal)
+                    // The kernel goes to its own file, not into the initrd ("the entire container
+                    // image besides the kernel", as the original Wyrcan): the next kernel would
+                    // only hold a second copy of itself in RAM.
+                    if source == boot.kernel {
+                        try copyKernel(from: reader, to: kernelFile, size: members[0].info.size, layer: layerIndex, path: members[0].info.path)
+                        continue
+                    }
+                    if source == boot.kernelLink { continue }
                     guard members[0].info.type == .regular else {
                         for member in members {
                             inode += 1
@@ -162,15 +238,12 @@ public struct InitrdBuilder {
                     first.inode = inode
                     first.linkCount = UInt32(members.count)
                     try writer.writeHeader(first)
-                    let isKernel = source == boot.kernel
                     let isCmdline = source == boot.cmdline
                     var copied: Int64 = 0
-                    var sideError: FileError? = nil
                     do {
                         try reader.readData { chunk in
                             try writer.write(chunk)
                             copied += Int64(chunk.count)
-                            if isKernel { do throws(FileError) { try kernelFile.write(chunk) } catch { sideError = error } }
                             if isCmdline { cmdlineBytes.append(contentsOf: chunk) }
                         }
                     } catch let e as ArchiveError {
@@ -178,7 +251,6 @@ public struct InitrdBuilder {
                     } catch {
                         throw ArchiveError(operation: "layer \(layerIndex + 1)", message: "\(error)")
                     }
-                    if let sideError { throw ArchiveError(operation: "write kernel", message: sideError.description) }
                     guard copied == first.size else {
                         throw ArchiveError(operation: "layer \(layerIndex + 1)", message: "\(first.path): \(copied) of \(first.size) bytes in the layer")
                     }

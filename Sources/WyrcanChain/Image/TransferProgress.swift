@@ -30,7 +30,7 @@ public final class TransferProgress: Sendable {
         self.state = Mutex(State(done: sizes.map { _ in 0 }, finished: sizes.map { _ in false }))
     }
 
-    static func now() -> Double {
+    public static func now() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9

@@ -97,6 +97,15 @@ public enum LinuxSystem {
 }
 
 extension LinuxSystem {
+    /// Waits until the kernel's random pool is initialized (a blocking getrandom of one byte).
+    /// With `idle`, the calling thread (and the entropy gathering the kernel does in it) only
+    /// runs when nothing else wants the CPU.
+    public static func waitForEntropy(idle: Bool = false) {
+        if idle { _ = wyr_make_thread_idle() }
+        var byte: UInt8 = 0
+        _ = wyr_getrandom(&byte, 1)
+    }
+
     /// Unmounts `target`; a path that is not mounted is fine.
     public static func unmount(_ target: String) throws(SystemError) {
         if umount2(target, 0) != 0 && errno != EINVAL && errno != ENOENT { throw .last("unmount \(target)") }
