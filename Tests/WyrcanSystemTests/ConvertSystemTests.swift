@@ -103,15 +103,36 @@ import Testing
         #expect(a != nil && a == b, "hard links stay hard links")
     }
 
-    @Test(arguments: ["gzip", "none"])
-    func otherCompressions(compression: String) throws {
+    /// gzip and none, and zstd compressed on one background thread (`--threads 1`, the boot
+    /// agent's way) at another level: the initrd (several MiB, so several queued chunks) unpacks
+    /// to the same files.
+    @Test(arguments: [["--compression", "gzip"], ["--compression", "none"], ["--compression", "zstd", "--threads", "1", "--level", "5"]])
+    func otherCompressions(options: [String]) throws {
+        let compression = options[1]
         let work = try Sys.tempDir("comp-\(compression)")
-        try Sys.buildImage(Self.small, layout: work + "/layout")
-        let r = try Sys.wyrcan(["convert", "oci:\(work)/layout:small", "--compression", compression, "--output", work + "/out", "--quiet"])
+        try Sys.buildImage("""
+            {"tag": "sized", "images": [{"layers": [{"entries": [
+              {"path": "boot", "type": "dir"}, {"path": "boot/wyrcan.kernel", "type": "random", "size": 150000, "seed": 3},
+              {"path": "data", "type": "random", "size": 3000000, "seed": 11}, {"path": "text", "type": "text", "size": 2500000, "seed": 12},
+              {"path": "init", "type": "file", "content": "#!/bin/sh", "mode": 493}]}]}]}
+            """, layout: work + "/layout")
+        let r = try Sys.wyrcan(["convert", "oci:\(work)/layout:sized"] + options + ["--output", work + "/out", "--quiet"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stderr.isEmpty)
         try unpack(initrd: work + "/out/initrd", compression: compression, into: work + "/rootfs")
         #expect(FileManager.default.isExecutableFile(atPath: work + "/rootfs/init"))
+        let u = try Sys.run("/usr/bin/umoci", ["unpack", "--image", work + "/layout:sized", work + "/bundle"])
+        #expect(u.status == 0, "umoci: \(u.stderr)")
+        let cmp = try Sys.run("/usr/bin/python3", [Sys.fixtures + "/treecmp.py", work + "/bundle/rootfs", work + "/rootfs", "--absent", "boot/wyrcan.kernel"])
+        #expect(cmp.status == 0, "\(cmp.stdout)")
+    }
+
+    @Test func convertOptionsAreValidated() throws {
+        for (options, message) in [(["--threads", "0"], "--threads must be 1–256"), (["--compression", "none", "--level", "3"], "none has no level"),
+                                   (["--compression", "gzip", "--level", "12"], "--level must be 1–9")] {
+            let r = try Sys.wyrcan(["convert", "oci:/nonexistent:x", "--output", "/tmp/unused"] + options)
+            #expect(r.status != 0 && r.stderr.contains(message), "\(options): \(r.stderr)")
+        }
     }
 
     @Test func platformSelectionFromAnIndex() throws {
