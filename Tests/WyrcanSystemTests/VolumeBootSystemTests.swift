@@ -59,7 +59,8 @@ import Testing
     /// wyr.cache: boot 1 formats a blank disk and the image writes into the volume on it (no push
     /// from the booted system); boot 2 mounts the same filesystem, pushes what boot 1 wrote
     /// (push_on=boot), pulls what appeared remotely onto the disk, and the image sees both; a local
-    /// volume with expiration=shutdown starts empty again.
+    /// volume with expiration=shutdown starts empty again; boot 3 finds the disk by its label
+    /// (wyr.cache=auto).
     @Test(.timeLimit(.minutes(12)))
     func aCacheDiskKeepsTheVolumeAndPushesItAtTheNextBoot() throws {
         let rig = try BootSystemTests.rig()
@@ -116,6 +117,12 @@ import Testing
         #expect(second.contains("SCRATCH-EMPTY"), "an expiration=shutdown volume starts empty")
         #expect(try s3.aws("s3 cp s3://bucket/vm2/boot1.txt -").stdout == "written by boot 1\n")
         #expect(try Sys.sh("/sbin/blkid -o value -s UUID \(disk)").stdout == uuid, "the filesystem is the same one")
+
+        // wyr.cache=auto finds the same disk by its label.
+        let auto = cmdline.replacingOccurrences(of: "wyr.cache=/dev/vda,format", with: "wyr.cache=auto")
+        let (third, _) = try rig.boot("cache-3", cmdline: auto, disk: disk)
+        #expect(third.contains("/dev/vda (label WYRCAN_CACHE, UUID \(uuid.trimmingCharacters(in: .whitespacesAndNewlines))) mounted"), "\(third.suffix(3000))")
+        #expect(third.contains("VOLUME-FOUND: written by boot 1 / from S3"), "\(third.suffix(3000))")
 
         // A disk with something on it that is not ext2/3/4 is never formatted, even with ,format.
         let used = rig.dir + "/used-disk.img"

@@ -61,39 +61,14 @@ struct VolumeHooks {
         Console.detail("volumes added to the initrd (\(TransferProgress.megabytes(FileSystem.size(segment) ?? 0)))")
     }
 
-    /// A volume on the cache disk: first push what the previous boot changed (push_on=boot), then
-    /// pull. A failed push keeps the data on the disk and the boot goes on; it is retried next boot.
-    private func onCache(_ volume: VolumeSpec, _ cache: CacheDisk) throws(BootAgent.BootFailure) {
-        let directory = cache.directory(for: volume.name)
-        do throws(FileError) { try FileSystem.createDirectory(directory) } catch { throw .init(description: error.description) }
-        var pushFailed = false
-        if volume.pushOn.contains(.boot) && volume.mirror != nil {
-            Console.stage("Pushing volume \(volume.name) (what the previous boot changed) to \(volume.mirror!)")
-            let mirror = VolumeMirror(volume: volume, client: try client(for: volume), directory: directory) { Console.detail($0) }
-            do throws(VolumeError) { Console.detail(try mirror.push().summary) } catch {
-                pushFailed = true
-                Console.failure("volume \(volume.name): push failed, its data stays on \(cache.device.path) for the next boot: \(error)")
-            }
-        }
-        if volume.expiration == .shutdown && pushFailed {
-            Console.detail("volume \(volume.name): expiration=shutdown postponed, its changes are not pushed yet")
-        } else if volume.expiration == .shutdown {
-            // The previous boot's data ends with that boot (after push_on=boot had its chance).
-            Console.detail("volume \(volume.name): expiration=shutdown, the previous boot's data is removed")
-            FileSystem.removeTree(directory)
-            do throws(FileError) { try FileSystem.createDirectory(directory) } catch { throw .init(description: error.description) }
-        }
-        if volume.pullOn.contains(.boot) { try pull(volume, into: directory) }
-    }
-
-    private func client(for volume: VolumeSpec) throws(BootAgent.BootFailure) -> S3Client {
+    func client(for volume: VolumeSpec) throws(BootAgent.BootFailure) -> S3Client {
         guard let name = volume.mirror?.alias, let alias = args.s3.first(where: { $0.alias == name }) else {
             throw .init(description: "volume \(volume.name): its S3 alias is not defined (wyr.s3=ALIAS,URL,KEY,SECRET)", retryable: false)
         }
         do throws(S3Error) { return try S3Client(alias: alias) } catch { throw .init(description: error.description, retryable: false) }
     }
 
-    private func pull(_ volume: VolumeSpec, into directory: String) throws(BootAgent.BootFailure) {
+    func pull(_ volume: VolumeSpec, into directory: String) throws(BootAgent.BootFailure) {
         Console.stage("Pulling volume \(volume.name) from \(volume.mirror!) into \(volume.path)")
         let mirror = VolumeMirror(volume: volume, client: try client(for: volume), directory: directory) { Console.detail($0) }
         do throws(VolumeError) {
@@ -101,71 +76,6 @@ struct VolumeHooks {
             Console.detail(report.summary)
         } catch {
             throw .init(description: "volume \(volume.name): \(error)")
-        }
-    }
-
-    /// The next system mounts the cache disk by UUID and binds each volume at its path:
-    /// /usr/lib/wyrcan/mount-volumes (any init; `--unmount` undoes it) and a systemd unit running it.
-    private func injectMounts(_ cache: CacheDisk) throws(FileError) {
-        let root = CacheSpec.mountPoint
-        var mounts: [String] = []
-        var unmounts: [String] = []
-        for volume in args.volumes {
-            let source = Shell.quote(root + "/" + CacheSpec.volumeDirectory(volume.name))
-            let target = Shell.quote(volume.path)
-            mounts.append("mkdir -p \(target) && { mounted \(target) || mount --bind \(source) \(target); } || status=1")
-            unmounts.insert("umount \(target) 2>/dev/null", at: 0)
-            try FileSystem.createDirectory(overlay + volume.path)
-        }
-        let uuid = cache.filesystem.uuid
-        try FileSystem.createDirectory(overlay + "/usr/lib/wyrcan")
-        try FileSystem.writeFile(overlay + Self.mountScript, Array("""
-            #!/bin/sh
-            # Written by Wyrcan at boot (wyr.cache): mounts the cache disk and binds each volume on it
-            # at its path; with --unmount, undoes that. systemd runs it from \(Self.cacheUnit); another
-            # init should run it early, and with --unmount before it powers off.
-            cache=\(root)
-            mounted() { grep -q " $1 " /proc/mounts; }
-            if [ "$1" = --unmount ]; then
-              \(unmounts.joined(separator: "\n  "))
-              umount "$cache" 2>/dev/null
-              exit 0
-            fi
-            modprobe crc32c 2>/dev/null; modprobe ext4 2>/dev/null
-            mkdir -p "$cache"
-            n=0
-            until mounted "$cache" || mount -t ext4 UUID=\(uuid) "$cache" 2>/dev/null; do
-              n=$((n + 1))
-              if [ $n -ge 60 ]; then echo "wyrcan: the cache disk (UUID=\(uuid)) did not appear" >&2; exit 1; fi
-              sleep 1
-            done
-            status=0
-            \(mounts.joined(separator: "\n"))
-            exit $status
-
-            """.utf8), mode: 0o755)
-        let unit = """
-            [Unit]
-            Description=Wyrcan cache disk and the volumes on it (wyr.cache)
-            DefaultDependencies=no
-            Before=local-fs.target umount.target
-            Conflicts=umount.target
-
-            [Service]
-            Type=oneshot
-            RemainAfterExit=yes
-            ExecStart=\(Self.mountScript)
-            ExecStop=\(Self.mountScript) --unmount
-            TimeoutStartSec=90
-
-            [Install]
-            WantedBy=local-fs.target
-
-            """
-        try FileSystem.createDirectory(overlay + "/etc/systemd/system/local-fs.target.wants")
-        try FileSystem.writeFile(overlay + "/etc/systemd/system/" + Self.cacheUnit, Array(unit.utf8))
-        guard symlink("../\(Self.cacheUnit)", overlay + "/etc/systemd/system/local-fs.target.wants/" + Self.cacheUnit) == 0 else {
-            throw .last("symlink", Self.cacheUnit)
         }
     }
 
@@ -232,12 +142,5 @@ struct VolumeHooks {
 
     private func copy(_ from: String, to: String, mode: mode_t) throws(FileError) {
         try FileHandleFD.read(from).copyRemaining(to: FileHandleFD.create(to, mode: mode))
-    }
-}
-
-/// POSIX shell quoting for the scripts Wyrcan writes.
-enum Shell {
-    static func quote(_ text: String) -> String {
-        "'" + text.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
     }
 }
