@@ -95,8 +95,14 @@ struct Convert: ParsableCommand {
         defer { FileSystem.removeTree(work) }
         let pulled = try ImagePuller(options: options, quiet: quiet).pull(location, workDirectory: work)
         // Layers are decompressed once into the work directory (temporary space ≈ the
-        // uncompressed layers) instead of twice.
-        let artifacts = try InitrdBuilder(compression: compression, compressionLevel: level, stagingDirectory: work,
+        // uncompressed layers) instead of twice — when the disk has room for them (estimated at
+        // 5× the compressed layers, plus the initrd's own room).
+        let compressed = pulled.layers.reduce(Int64(0)) { $0 + (FileSystem.size($1) ?? 0) }
+        let stage = (FileSystem.freeSpace(work) ?? 0) > compressed * 10 + (256 << 20)
+        if !stage && !quiet {
+            printError("● Little free space in \(output): reading the layers twice instead of staging them decompressed")
+        }
+        let artifacts = try InitrdBuilder(compression: compression, compressionLevel: level, stagingDirectory: stage ? work : nil,
                                           compressionThreads: threads ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
             .build(layers: pulled.layers, outputDirectory: output)
         if !quiet {

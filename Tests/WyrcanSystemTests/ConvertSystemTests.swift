@@ -127,6 +127,28 @@ import Testing
         #expect(cmp.status == 0, "\(cmp.stdout)")
     }
 
+    /// On a filesystem without room to stage the decompressed layers, convert reads them twice
+    /// instead, and the result is the same tree.
+    @Test func littleFreeSpaceReadsTheLayersTwice() throws {
+        let work = try Sys.tempDir("small-fs")
+        try Sys.buildImage(Self.multiLayer, layout: work + "/layout")
+        let mountPoint = work + "/small"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let m = try Sys.run("/bin/mount", ["-t", "tmpfs", "-o", "size=48m", "tmpfs", mountPoint])
+        try #require(m.status == 0, "mount tmpfs: \(m.stderr)")
+        defer { _ = try? Sys.run("/bin/umount", [mountPoint]) }
+        let r = try Sys.wyrcan(["convert", "oci:\(work)/layout:v1", "--output", mountPoint + "/out"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("reading the layers twice"), "\(r.stderr)")
+        try Sys.buildImage(Self.multiLayer, layout: work + "/gz", gzipOnly: true)
+        let u = try Sys.run("/usr/bin/umoci", ["unpack", "--image", work + "/gz:v1", work + "/bundle"])
+        #expect(u.status == 0, "umoci: \(u.stderr)")
+        try unpack(initrd: mountPoint + "/out/initrd", into: work + "/rootfs")
+        let cmp = try Sys.run("/usr/bin/python3", [Sys.fixtures + "/treecmp.py", work + "/bundle/rootfs", work + "/rootfs",
+                                                   "--absent", "boot/vmlinuz-1", "--absent", "boot/wyrcan.kernel"])
+        #expect(cmp.status == 0, "\(cmp.stdout)")
+    }
+
     @Test func convertOptionsAreValidated() throws {
         for (options, message) in [(["--threads", "0"], "--threads must be 1–256"), (["--compression", "none", "--level", "3"], "none has no level"),
                                    (["--compression", "gzip", "--level", "12"], "--level must be 1–9")] {

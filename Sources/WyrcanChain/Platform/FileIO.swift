@@ -129,6 +129,13 @@ public enum FileSystem {
 
     public static func remove(_ path: String) { unlink(path) }
 
+    /// Bytes an unprivileged writer can still use on the filesystem holding `path`.
+    public static func freeSpace(_ path: String) -> Int64? {
+        var st = statvfs()
+        guard statvfs(path, &st) == 0 else { return nil }
+        return Int64(st.f_bavail) * Int64(st.f_frsize)
+    }
+
     /// The names in a directory, without "." and "..".
     public static func list(_ path: String) throws(FileError) -> [String] {
         guard let dir = opendir(path) else { throw .last("opendir", path) }
