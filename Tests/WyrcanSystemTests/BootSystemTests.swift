@@ -30,7 +30,8 @@ import Testing
         }
 
         /// Boots Wyrcan with `cmdline`; returns the serial console text and the seconds it took.
-        func boot(_ name: String, cmdline: String, timeout: Int = 240, efiVars: String? = nil, disk: String? = nil) throws -> (String, Double) {
+        func boot(_ name: String, cmdline: String, timeout: Int = 240, efiVars: String? = nil, disk: String? = nil,
+                  nic: String = "virtio-net-pci") throws -> (String, Double) {
             let log = "\(dir)/\(name).console"
             let start = Date()
             let firmware = efiVars.map {
@@ -40,7 +41,7 @@ import Testing
             _ = try Sys.run("/usr/bin/timeout", ["\(timeout)", "qemu-system-x86_64", "-accel", "tcg", "-m", "2G", "-display", "none",
                 "-serial", "file:\(log)", "-monitor", "none", "-no-reboot"] + firmware + drive + [
                 "-kernel", Sys.root + "/out/wyrcan.kernel", "-initrd", Sys.root + "/out/wyrcan.initrd", "-append", cmdline,
-                "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56"])
+                "-netdev", "user,id=n0", "-device", "\(nic),netdev=n0,mac=52:54:00:12:34:56"])
             return ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "", Date().timeIntervalSince(start))
         }
     }
@@ -63,6 +64,19 @@ import Testing
         let parts = console.components(separatedBy: "\(name) cmdline=")
         guard parts.count > 1 else { return nil }
         return parts[1].split(whereSeparator: \.isNewline).first.map { String($0).trimmingCharacters(in: .whitespaces) }
+    }
+
+    /// Drivers load by modalias: with an Intel e1000e NIC instead of virtio, Wyrcan loads e1000e
+    /// (and not virtio_net, nor the other NIC drivers it ships) and boots the image.
+    @Test(.timeLimit(.minutes(10)))
+    func anotherNICIsFoundByItsModalias() throws {
+        let rig = try Self.rig()
+        let cmdline = "console=ttyS0 wyr.img=\(rig.guestRegistry)/test/hello wyr.insecure=\(rig.guestRegistry) wyr.arg=nic=e1000e"
+        let (console, _) = try rig.boot("e1000e", cmdline: cmdline, nic: "e1000e")
+        #expect(Self.marker(console) == "console=ttyS0 nic=e1000e", "console:\n\(console.suffix(4000))")
+        let wyrcanStage = console.components(separatedBy: "● Booting").first ?? ""
+        #expect(wyrcanStage.contains("e1000e: Intel(R) PRO/1000 Network Driver"), "\(wyrcanStage.suffix(3000))")
+        #expect(!wyrcanStage.contains("igb: Intel(R) Gigabit Ethernet Network Driver") && !wyrcanStage.contains("ixgbe: Intel(R) 10"))
     }
 
     @Test(.timeLimit(.minutes(10)))

@@ -35,6 +35,25 @@ struct ModuleLoader {
         return map
     }
 
+    /// module name → modules to load before it (`softdep NAME pre: …` in modules.softdep,
+    /// e.g. r8169 needs the realtek PHY driver); names that are not shipped are ignored.
+    func softDependencies() -> [String: [String]] {
+        guard let bytes = try? FileSystem.readFile(root + "/modules.softdep") else { return [:] }
+        var map: [String: [String]] = [:]
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("softdep ") {
+            let words = line.split(separator: " ").map(String.init)
+            guard words.count > 2 else { continue }
+            var pre: [String] = []
+            var inPre = false
+            for word in words.dropFirst(2) {
+                if word.hasSuffix(":") { inPre = word == "pre:"; continue }
+                if inPre { pre.append(word.replacingDashes()) }
+            }
+            map[words[1].replacingDashes(), default: []] += pre
+        }
+        return map
+    }
+
     /// module name → its device patterns (`pci:v00001AF4d00001000sv*…`); `fs-…`, `crypto-…`
     /// and other non-device aliases are left out.
     func devicePatterns() -> [String: [String]] {
@@ -72,11 +91,15 @@ struct ModuleLoader {
     func loadAll() -> [String] {
         guard let list = try? FileSystem.readFile(wanted) else { return ["\(wanted): missing"] }
         let deps = dependencies()
+        let softDeps = softDependencies()
         var loaded = Set<String>()
         var failures: [String] = []
         func load(path: String) {
             guard !loaded.contains(path) else { return }
             loaded.insert(path)
+            for name in softDeps[Self.name(of: path)] ?? [] {
+                if let (softPath, _) = deps[name] { load(path: softPath) }
+            }
             // modules.dep lists dependencies so that the last must load first.
             for dep in (deps[Self.name(of: path)]?.1 ?? []).reversed() { load(path: dep) }
             do throws(SystemError) { try LinuxSystem.loadModule(root + "/" + path) } catch {
