@@ -21,10 +21,11 @@ static inline long wyr_finit_module(int fd, const char *params, int flags) {
     return syscall(SYS_finit_module, fd, params, flags);
 }
 
-/* Lets the calling thread run only when no other thread wants the CPU (SCHED_IDLE). */
-static inline int wyr_make_thread_idle(void) {
+/* Lets the calling thread run only when no other thread wants the CPU (idle: SCHED_IDLE), or
+   normally again (SCHED_OTHER). */
+static inline int wyr_set_thread_idle(int idle) {
     struct sched_param param = { .sched_priority = 0 };
-    return sched_setscheduler(0, 5 /* SCHED_IDLE */, &param);
+    return sched_setscheduler(0, idle ? 5 /* SCHED_IDLE */ : 0 /* SCHED_OTHER */, &param);
 }
 
 /* Blocks until the kernel's random pool is initialized (flags 0), then fills buf. */

@@ -126,5 +126,13 @@ import Testing
         try file.write(Array("SWAPSPACE2".utf8))
         #expect(try !BlockDevice(path: other).isBlank())
         #expect(try BlockDevice(path: other).extFilesystem() == nil)
+
+        // Zeros at the start but a backup GPT (or RAID superblock) at the end: not blank.
+        let tail = dir + "/tail.img"
+        let t = try FileHandleFD.create(tail)
+        try t.truncate(to: 8 << 20)
+        _ = lseek(t.fd, (8 << 20) - 512, SEEK_SET)
+        try t.write(Array("EFI PART".utf8))
+        #expect(try !BlockDevice(path: tail).isBlank())
     }
 }

@@ -149,6 +149,24 @@ import Testing
         #expect(cmp.status == 0, "\(cmp.stdout)")
     }
 
+    /// The kernel is left out of the initrd by its /boot/wyrcan.kernel name only: another hard-link
+    /// name of the same file is the image's own and keeps the data.
+    @Test func aKernelHardLinkedElsewhereKeepsItsOtherName() throws {
+        let work = try Sys.tempDir("kernel-link")
+        try Sys.buildImage("""
+            {"tag": "linked", "images": [{"layers": [{"entries": [
+              {"path": "boot", "type": "dir"}, {"path": "boot/wyrcan.kernel", "type": "file", "content": "the kernel"},
+              {"path": "usr", "type": "dir"}, {"path": "usr/vmlinuz", "type": "hardlink", "target": "boot/wyrcan.kernel"},
+              {"path": "init", "type": "file", "content": "#!/bin/sh", "mode": 493}]}]}]}
+            """, layout: work + "/layout")
+        let r = try Sys.wyrcan(["convert", "oci:\(work)/layout:linked", "--output", work + "/out", "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try String(contentsOfFile: work + "/out/kernel", encoding: .utf8) == "the kernel")
+        try unpack(initrd: work + "/out/initrd", into: work + "/rootfs")
+        #expect(!FileManager.default.fileExists(atPath: work + "/rootfs/boot/wyrcan.kernel"))
+        #expect(try String(contentsOfFile: work + "/rootfs/usr/vmlinuz", encoding: .utf8) == "the kernel")
+    }
+
     @Test func convertOptionsAreValidated() throws {
         for (options, message) in [(["--threads", "0"], "--threads must be 1–256"), (["--compression", "none", "--level", "3"], "none has no level"),
                                    (["--compression", "gzip", "--level", "12"], "--level must be 1–9")] {

@@ -74,6 +74,8 @@ import Testing
             mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev 2>/dev/null
             exec </dev/console >/dev/console 2>&1
             modprobe virtio_pci; modprobe virtio_blk; modprobe ext4
+            [ -x /usr/lib/wyrcan/push-volumes ] && echo PUSHER-INJECTED
+            [ -x /usr/lib/wyrcan/mount-volumes ] || { echo NO-CACHE-SCRIPT; poweroff -f; }
             /usr/lib/wyrcan/mount-volumes && echo CACHE-MOUNTED
             V=/var/lib/wyrcan/volumes/notes
             S=/var/lib/wyrcan/volumes/scratch
@@ -123,6 +125,13 @@ import Testing
         let (third, _) = try rig.boot("cache-3", cmdline: auto, disk: disk)
         #expect(third.contains("/dev/vda (label WYRCAN_CACHE, UUID \(uuid.trimmingCharacters(in: .whitespacesAndNewlines))) mounted"), "\(third.suffix(3000))")
         #expect(third.contains("VOLUME-FOUND: written by boot 1 / from S3"), "\(third.suffix(3000))")
+
+        // auto without any disk: the volumes stay in RAM and push_on=boot becomes a shutdown push.
+        let (fourth, _) = try rig.boot("cache-4", cmdline: auto)
+        #expect(fourth.contains("no disk labelled WYRCAN_CACHE: the volumes stay in RAM"), "\(fourth.suffix(3000))")
+        #expect(fourth.contains("volume notes: no cache disk, so pushed at shutdown instead of at the next boot"), "\(fourth.suffix(3000))")
+        #expect(fourth.contains("PUSHER-INJECTED") && fourth.contains("NO-CACHE-SCRIPT"), "\(fourth.suffix(3000))")
+        #expect(!first.contains("PUSHER-INJECTED"), "with the disk, push_on=boot needs no pusher in the booted system")
 
         // A disk with something on it that is not ext2/3/4 is never formatted, even with ,format.
         let used = rig.dir + "/used-disk.img"

@@ -192,7 +192,9 @@ struct BootAgent {
     static func memoryIsPlenty(layers: [String]) -> Bool {
         let compressed = layers.reduce(Int64(0)) { $0 + (FileSystem.size($1) ?? 0) }
         guard let available = LinuxSystem.memoryAvailable() else { return false }
-        return available > compressed * 8 + (256 << 20)
+        // /run (a tmpfs) must hold the staged tars and the initrd too.
+        let room = FileSystem.freeSpace(workDirectory) ?? 0
+        return available > compressed * 8 + (256 << 20) && room > compressed * 9 + (64 << 20)
     }
 
     /// `wyr.extra_args_url`: fetches more parameters (S3 secrets, volumes) after network-up and
@@ -251,7 +253,9 @@ struct BootAgent {
         try? LinuxSystem.mount("proc", at: "/proc", type: "proc")
         try? LinuxSystem.mount("sysfs", at: "/sys", type: "sysfs")
         try? LinuxSystem.mount("devtmpfs", at: "/dev", type: "devtmpfs")
-        try? LinuxSystem.mount("tmpfs", at: "/run", type: "tmpfs", options: "mode=0755")
+        // Blobs, staged layers and the next initrd live here: as much RAM as MemAvailable allows
+        // (the checks below), not tmpfs's default half.
+        try? LinuxSystem.mount("tmpfs", at: "/run", type: "tmpfs", options: "mode=0755,size=90%")
     }
 
     /// After the drivers: efivarfs may be a module.

@@ -54,14 +54,17 @@ struct ModuleLoader {
         return map
     }
 
-    /// module name → its device patterns (`pci:v00001AF4d00001000sv*…`); `fs-…`, `crypto-…`
-    /// and other non-device aliases are left out.
+    /// module name → its device patterns (`pci:v00001AF4d00001000sv*…`): aliases for a bus the
+    /// kernel has (`/sys/bus/NAME`), whose devices publish a modalias to match. `fs-…`,
+    /// `crypto-…`, `devname:…`, `dmi:…` and such are left out, so a module with only those loads
+    /// unconditionally.
     func devicePatterns() -> [String: [String]] {
         guard let bytes = try? FileSystem.readFile(root + "/modules.alias") else { return [:] }
+        let buses = Set((try? FileSystem.list("/sys/bus")) ?? [])
         var map: [String: [String]] = [:]
         for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("alias ") {
             let parts = line.split(separator: " ")
-            guard parts.count == 3, let colon = parts[1].firstIndex(of: ":"), colon != parts[1].startIndex else { continue }
+            guard parts.count == 3, let colon = parts[1].firstIndex(of: ":"), buses.contains(String(parts[1][..<colon])) else { continue }
             map[String(parts[2]).replacingDashes(), default: []].append(String(parts[1]))
         }
         return map

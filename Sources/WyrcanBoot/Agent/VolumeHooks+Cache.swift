@@ -8,11 +8,15 @@ import Glibc
 extension VolumeHooks {
     /// A volume on the cache disk: first push what the previous boot changed (push_on=boot), then
     /// pull. A failed push keeps the data on the disk and the boot goes on; it is retried next boot.
+    /// `expiration=shutdown` empties the volume only once nothing unpushed can be in it: a volume
+    /// without a mirror or push events is scratch space; one that pushes is pushed here first
+    /// (even without push_on=boot — its shutdown push may not have happened) and kept if that fails.
     func onCache(_ volume: VolumeSpec, _ cache: CacheDisk) throws(BootAgent.BootFailure) {
         let directory = cache.directory(for: volume.name)
         do throws(FileError) { try FileSystem.createDirectory(directory) } catch { throw .init(description: error.description) }
+        let pushes = volume.mirror != nil && !volume.pushOn.isEmpty
         var pushFailed = false
-        if volume.pushOn.contains(.boot) && volume.mirror != nil {
+        if pushes && (volume.pushOn.contains(.boot) || volume.expiration == .shutdown) {
             Console.stage("Pushing volume \(volume.name) (what the previous boot changed) to \(volume.mirror!)")
             let mirror = VolumeMirror(volume: volume, client: try client(for: volume), directory: directory) { Console.detail($0) }
             do throws(VolumeError) { Console.detail(try mirror.push().summary) } catch {
@@ -23,7 +27,7 @@ extension VolumeHooks {
         if volume.expiration == .shutdown && pushFailed {
             Console.detail("volume \(volume.name): expiration=shutdown postponed, its changes are not pushed yet")
         } else if volume.expiration == .shutdown {
-            // The previous boot's data ends with that boot (after push_on=boot had its chance).
+            // The previous boot's data ends with that boot (after it was pushed, if it pushes).
             Console.detail("volume \(volume.name): expiration=shutdown, the previous boot's data is removed")
             FileSystem.removeTree(directory)
             do throws(FileError) { try FileSystem.createDirectory(directory) } catch { throw .init(description: error.description) }

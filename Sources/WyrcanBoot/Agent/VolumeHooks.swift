@@ -36,6 +36,20 @@ struct VolumeHooks {
         do throws(FileError) { try FileSystem.createDirectory(overlay) } catch { throw .init(description: error.description) }
         defer { FileSystem.removeTree(overlay) }
         let cache = try args.cache.flatMap { spec throws(BootAgent.BootFailure) in try CacheDisk.open(spec) }
+        if cache == nil && args.cache != nil {
+            // wyr.cache=auto found no disk: the volumes live in RAM, where push_on=boot could
+            // never run, so those volumes are pushed at shutdown instead.
+            var inRAM = self
+            inRAM.args.cache = nil
+            for i in inRAM.args.volumes.indices where inRAM.args.volumes[i].pushOn.contains(.boot) {
+                inRAM.args.volumes[i].pushOn.removeAll { $0 == .boot }
+                if !inRAM.args.volumes[i].pushOn.contains(.shutdown) {
+                    inRAM.args.volumes[i].pushOn.append(.shutdown)
+                    Console.detail("volume \(inRAM.args.volumes[i].name): no cache disk, so pushed at shutdown instead of at the next boot")
+                }
+            }
+            return try inRAM.apply(toInitrd: initrd, image: image)
+        }
         do {
             defer { cache?.close() }
             if let cache {

@@ -131,6 +131,8 @@ public struct InitrdBuilder {
 
     struct BootPieces {
         var kernel: RootfsTree.Source
+        /// The kernel file's path (the symlinks resolved).
+        var kernelPath: String
         /// `/boot/wyrcan.kernel` itself when it is a symlink to the kernel file.
         var kernelLink: RootfsTree.Source?
         var cmdline: RootfsTree.Source?
@@ -161,7 +163,7 @@ public struct InitrdBuilder {
             cmdline = node.source
         }
         let link = tree.nodes[Self.kernelPath].flatMap { $0.info.type == .symlink ? $0.source : nil }
-        return BootPieces(kernel: kernel.source, kernelLink: link, cmdline: cmdline)
+        return BootPieces(kernel: kernel.source, kernelPath: kernelPath, kernelLink: link, cmdline: cmdline)
     }
 
     /// The kernel member's data, into its own file.
@@ -213,15 +215,20 @@ public struct InitrdBuilder {
                 var remaining = wanted.count
                 while remaining > 0, try reader.next() != nil {
                     ordinal += 1
-                    guard let members = wanted[ordinal] else { continue }
+                    guard var members = wanted[ordinal] else { continue }
                     remaining -= 1
                     let source = RootfsTree.Source(layer: layerIndex, ordinal: ordinal)
                     // The kernel goes to its own file, not into the initrd ("the entire container
                     // image besides the kernel", as the original Wyrcan): the next kernel would
-                    // only hold a second copy of itself in RAM.
-                    if source == boot.kernel {
-                        try copyKernel(from: reader, to: kernelFile, size: members[0].info.size, layer: layerIndex, path: members[0].info.path)
-                        continue
+                    // only hold a second copy of itself in RAM. Other hard-link names of the same
+                    // file are the image's own and stay (with the data).
+                    let isKernel = source == boot.kernel
+                    if isKernel {
+                        members.removeAll { $0.info.path == boot.kernelPath }
+                        if members.isEmpty {
+                            try copyKernel(from: reader, to: kernelFile, size: wanted[ordinal]![0].info.size, layer: layerIndex, path: boot.kernelPath)
+                            continue
+                        }
                     }
                     if source == boot.kernelLink { continue }
                     guard members[0].info.type == .regular else {
@@ -240,17 +247,20 @@ public struct InitrdBuilder {
                     try writer.writeHeader(first)
                     let isCmdline = source == boot.cmdline
                     var copied: Int64 = 0
+                    var kernelError: FileError? = nil
                     do {
                         try reader.readData { chunk in
                             try writer.write(chunk)
                             copied += Int64(chunk.count)
                             if isCmdline { cmdlineBytes.append(contentsOf: chunk) }
+                            if isKernel { do throws(FileError) { try kernelFile.write(chunk) } catch { kernelError = error } }
                         }
                     } catch let e as ArchiveError {
                         throw ArchiveError(operation: "layer \(layerIndex + 1)", message: "\(members[0].info.path): \(e.message)")
                     } catch {
                         throw ArchiveError(operation: "layer \(layerIndex + 1)", message: "\(error)")
                     }
+                    if let kernelError { throw ArchiveError(operation: "write kernel", message: kernelError.description) }
                     guard copied == first.size else {
                         throw ArchiveError(operation: "layer \(layerIndex + 1)", message: "\(first.path): \(copied) of \(first.size) bytes in the layer")
                     }

@@ -63,8 +63,8 @@ public final class CpioWriter {
     private let archive: OpaquePointer
     private let entry: OpaquePointer
     private var closed = false
-    /// Compresses on its own thread what libarchive writes (nil: no compression).
-    private let compressor: BackgroundCompressor?
+    /// Compresses on its own thread what libarchive writes (nil: none, or libzstd's workers).
+    private var compressor: BackgroundCompressor? = nil
 
     /// Creates the archive at `path` (truncating it). `threads` > 1 compresses zstd with that
     /// many libarchive worker threads (fastest, ≈ 40 MB of buffers per worker at level 3);
@@ -100,15 +100,14 @@ public final class CpioWriter {
             } else {
                 try check(archive_write_open_filename(a, path), "open \(path)")
             }
-        } catch {
-            archive_entry_free(e)
-            archive_write_free(a)
-            throw error
         }
+        // (On a throw above, deinit runs — every stored property is set — and frees both.)
     }
 
     deinit {
         if !closed { archive_write_close(archive) }
+        // Ends the compressor thread even when close() was never reached (an error midway).
+        try? compressor?.finish()
         archive_write_free(archive)
         archive_entry_free(entry)
     }
@@ -150,8 +149,11 @@ public final class CpioWriter {
 
     public func close() throws(ArchiveError) {
         closed = true
-        if archive_write_close(archive) < ARCHIVE_WARN { throw compressor?.failure ?? .from(archive, "close") }
-        try compressor?.finish()
+        let status = archive_write_close(archive)
+        var finishing: ArchiveError? = nil
+        do throws(ArchiveError) { try compressor?.finish() } catch { finishing = error }
+        if status < ARCHIVE_WARN { throw compressor?.failure ?? .from(archive, "close") }
+        if let finishing { throw finishing }
     }
 }
 

@@ -26,6 +26,8 @@ final class BackgroundCompressor: @unchecked Sendable {
     private var current = [UInt8](repeating: 0, count: BackgroundCompressor.chunkSize)
     private var filled = 0
     private var failed: ArchiveError?
+    /// The compressor thread runs (init succeeded); until then there is nothing to finish.
+    private var started = false
     private var finished = false
 
     /// Why compressing failed, if it did.
@@ -44,7 +46,7 @@ final class BackgroundCompressor: @unchecked Sendable {
         func check(_ code: Int32, _ operation: String) throws(ArchiveError) {
             if code < ARCHIVE_WARN { throw .from(a, operation) }
         }
-        do throws(ArchiveError) {
+        do {
             try check(archive_write_set_format_raw(a), "raw format")
             switch compression {
             case .zstd: try check(archive_write_add_filter_zstd(a), "zstd filter")
@@ -58,15 +60,14 @@ final class BackgroundCompressor: @unchecked Sendable {
             try check(archive_write_open_filename(a, path), "open \(path)")
             archive_entry_set_filetype(entry, 0o100000)  // AE_IFREG
             try check(archive_write_header(a, entry), "start \(path)")
-        } catch {
-            archive_write_free(a)
-            throw error
         }
+        // (On a throw above, deinit runs — every stored property is set — and frees `archive`.)
+        started = true
         queue.async { self.run() }
     }
 
     deinit {
-        if !finished { try? finish() }
+        try? finish()
         archive_write_free(archive)
     }
 
@@ -86,7 +87,7 @@ final class BackgroundCompressor: @unchecked Sendable {
 
     /// Ends the stream, waits for the compressor and closes the file.
     func finish() throws(ArchiveError) {
-        guard !finished else { return }
+        guard started, !finished else { return }
         finished = true
         if filled > 0 { try? flush() }
         enqueue(nil)

@@ -31,10 +31,20 @@ public struct BlockDevice: Sendable, Equatable {
         return ExtFilesystem(label: String(decoding: labelBytes, as: UTF8.self), uuid: uuid)
     }
 
-    /// True when the first MiB (or the whole device, if smaller) is zeros: no partition table, no
-    /// filesystem signature, nothing a user could lose. Only such a device is ever formatted.
+    /// True when the first and the last MiB (or the whole device, if smaller) are zeros: no
+    /// partition table (nor GPT's backup at the end), no filesystem or RAID signature at either
+    /// end, nothing a user could lose. Only such a device is ever formatted.
     public func isBlank() throws(FileError) -> Bool {
-        try readHead(1 << 20).allSatisfy { $0 == 0 }
+        guard try readHead(1 << 20).allSatisfy({ $0 == 0 }) else { return false }
+        let file = try FileHandleFD.read(path)
+        let size = Int64(lseek(file.fd, 0, SEEK_END))
+        guard size > 1 << 20 else { return true }
+        guard lseek(file.fd, off_t(max(1 << 20, size - (1 << 20))), SEEK_SET) >= 0 else { throw .last("seek", path) }
+        while true {
+            let chunk = try file.read(upTo: 1 << 16)
+            if chunk.isEmpty { return true }
+            if !chunk.allSatisfy({ $0 == 0 }) { return false }
+        }
     }
 
     private func readHead(_ count: Int) throws(FileError) -> [UInt8] {

@@ -101,7 +101,9 @@ extension LinuxSystem {
     /// With `idle`, the calling thread (and the entropy gathering the kernel does in it) only
     /// runs when nothing else wants the CPU.
     public static func waitForEntropy(idle: Bool = false) {
-        if idle { _ = wyr_make_thread_idle() }
+        // The thread is a pool thread: back to normal scheduling before it serves other work.
+        if idle { _ = wyr_set_thread_idle(1) }
+        defer { if idle { _ = wyr_set_thread_idle(0) } }
         var byte: UInt8 = 0
         _ = wyr_getrandom(&byte, 1)
     }
