@@ -60,7 +60,7 @@ import Testing
 
     /// Without network or a registry: the image is EFI-bootable as a CD (El Torito UEFI entry) and
     /// as a disk (GPT with an EFI system partition), and build-iso refuses a cmdline GRUB would alter.
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(10)))  // a hang guard: QEMU boots in other suites share the 2 cores
     func isoIsAHybridEFIImage() throws {
         try Self.checkPlainISO()
         let report = try Sys.run("/usr/bin/xorriso", ["-indev", Self.plainISO, "-report_el_torito", "plain", "-report_system_area", "plain"])
