@@ -65,6 +65,15 @@ import Testing
         #expect(r.status == 0, "cpio -i: \(r.stderr)")
     }
 
+    /// The cross-check: `umoci unpack` of `image` (into `work`/bundle) equals the unpacked
+    /// initrd at `rootfs`, except `absent` paths, which the initrd must not have.
+    func expectUmociTree(image: String, matches rootfs: String, in work: String, absent: [String]) throws {
+        let u = try Sys.run("/usr/bin/umoci", ["unpack", "--image", image, work + "/bundle"])
+        #expect(u.status == 0, "umoci: \(u.stderr)")
+        let cmp = try Sys.run("/usr/bin/python3", [Sys.fixtures + "/treecmp.py", work + "/bundle/rootfs", rootfs] + absent.flatMap { ["--absent", $0] })
+        #expect(cmp.status == 0, "\(cmp.stdout)")
+    }
+
     @Test func multiLayerFromRegistryMatchesUmoci() throws {
         let work = try Sys.tempDir("multi")
         let registry = try LocalRegistry(name: "plain")
@@ -80,13 +89,9 @@ import Testing
 
         // The reference: umoci unpacks the same layers (gzip-only: umoci 0.4 has no zstd).
         try Sys.buildImage(Self.multiLayer, layout: work + "/gz", gzipOnly: true)
-        let u = try Sys.run("/usr/bin/umoci", ["unpack", "--image", work + "/gz:v1", work + "/bundle"])
-        #expect(u.status == 0, "umoci: \(u.stderr)")
         try unpack(initrd: work + "/out/initrd", into: work + "/rootfs")
         // The same tree, besides the kernel (the file and the /boot/wyrcan.kernel symlink to it).
-        let cmp = try Sys.run("/usr/bin/python3", [Sys.fixtures + "/treecmp.py", work + "/bundle/rootfs", work + "/rootfs",
-                                                   "--absent", "boot/vmlinuz-1", "--absent", "boot/wyrcan.kernel"])
-        #expect(cmp.status == 0, "\(cmp.stdout)")
+        try expectUmociTree(image: work + "/gz:v1", matches: work + "/rootfs", in: work, absent: ["boot/vmlinuz-1", "boot/wyrcan.kernel"])
 
         // The kernel is the symlink's target, byte for byte.
         let kernel = try Data(contentsOf: URL(fileURLWithPath: work + "/out/kernel"))
@@ -121,10 +126,7 @@ import Testing
         #expect(r.stderr.isEmpty)
         try unpack(initrd: work + "/out/initrd", compression: compression, into: work + "/rootfs")
         #expect(FileManager.default.isExecutableFile(atPath: work + "/rootfs/init"))
-        let u = try Sys.run("/usr/bin/umoci", ["unpack", "--image", work + "/layout:sized", work + "/bundle"])
-        #expect(u.status == 0, "umoci: \(u.stderr)")
-        let cmp = try Sys.run("/usr/bin/python3", [Sys.fixtures + "/treecmp.py", work + "/bundle/rootfs", work + "/rootfs", "--absent", "boot/wyrcan.kernel"])
-        #expect(cmp.status == 0, "\(cmp.stdout)")
+        try expectUmociTree(image: work + "/layout:sized", matches: work + "/rootfs", in: work, absent: ["boot/wyrcan.kernel"])
     }
 
     /// On a filesystem without room to stage the decompressed layers, convert reads them twice
@@ -141,12 +143,8 @@ import Testing
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stderr.contains("reading the layers twice"), "\(r.stderr)")
         try Sys.buildImage(Self.multiLayer, layout: work + "/gz", gzipOnly: true)
-        let u = try Sys.run("/usr/bin/umoci", ["unpack", "--image", work + "/gz:v1", work + "/bundle"])
-        #expect(u.status == 0, "umoci: \(u.stderr)")
         try unpack(initrd: mountPoint + "/out/initrd", into: work + "/rootfs")
-        let cmp = try Sys.run("/usr/bin/python3", [Sys.fixtures + "/treecmp.py", work + "/bundle/rootfs", work + "/rootfs",
-                                                   "--absent", "boot/vmlinuz-1", "--absent", "boot/wyrcan.kernel"])
-        #expect(cmp.status == 0, "\(cmp.stdout)")
+        try expectUmociTree(image: work + "/gz:v1", matches: work + "/rootfs", in: work, absent: ["boot/vmlinuz-1", "boot/wyrcan.kernel"])
     }
 
     /// The kernel is left out of the initrd by its /boot/wyrcan.kernel name only: another hard-link

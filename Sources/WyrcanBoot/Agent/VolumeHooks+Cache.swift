@@ -93,11 +93,7 @@ extension VolumeHooks {
             WantedBy=local-fs.target
 
             """
-        try FileSystem.createDirectory(overlay + "/etc/systemd/system/local-fs.target.wants")
-        try FileSystem.writeFile(overlay + "/etc/systemd/system/" + Self.cacheUnit, Array(unit.utf8))
-        guard symlink("../\(Self.cacheUnit)", overlay + "/etc/systemd/system/local-fs.target.wants/" + Self.cacheUnit) == 0 else {
-            throw .last("symlink", Self.cacheUnit)
-        }
+        try installUnit(Self.cacheUnit, unit, wantedBy: "local-fs.target")
     }
 }
 

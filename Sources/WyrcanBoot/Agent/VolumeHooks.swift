@@ -146,12 +146,16 @@ struct VolumeHooks {
             WantedBy=multi-user.target
 
             """
-        try FileSystem.createDirectory(overlay + "/etc/systemd/system/multi-user.target.wants")
-        try FileSystem.writeFile(overlay + "/etc/systemd/system/" + Self.unit, Array(unit.utf8))
-        guard symlink("../\(Self.unit)", overlay + "/etc/systemd/system/multi-user.target.wants/" + Self.unit) == 0 else {
-            throw .last("symlink", Self.unit)
-        }
+        try installUnit(Self.unit, unit, wantedBy: "multi-user.target")
         for volume in pushed { try FileSystem.createDirectory(overlay + volume.path) }
+    }
+
+    /// Writes a systemd unit into the overlay and enables it (`systemctl enable`'s symlink).
+    func installUnit(_ name: String, _ text: String, wantedBy target: String) throws(FileError) {
+        let system = overlay + "/etc/systemd/system"
+        try FileSystem.createDirectory(system + "/\(target).wants")
+        try FileSystem.writeFile(system + "/" + name, Array(text.utf8))
+        guard symlink("../\(name)", system + "/\(target).wants/" + name) == 0 else { throw .last("symlink", name) }
     }
 
     private func copy(_ from: String, to: String, mode: mode_t) throws(FileError) {
