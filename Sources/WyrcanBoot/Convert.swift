@@ -97,13 +97,13 @@ struct Convert: ParsableCommand {
         // Layers are decompressed once into the work directory (temporary space ≈ the
         // uncompressed layers) instead of twice — when the disk has room for them (estimated at
         // 5× the compressed layers, plus the initrd's own room).
-        let compressed = pulled.layers.reduce(Int64(0)) { $0 + (FileSystem.size($1) ?? 0) }
+        let compressed = FileSystem.totalSize(pulled.layers)
         let stage = (FileSystem.freeSpace(work) ?? 0) > compressed * 10 + (256 << 20)
         if !stage && !quiet {
             printError("● Little free space in \(output): reading the layers twice instead of staging them decompressed")
         }
         let artifacts = try InitrdBuilder(compression: compression, compressionLevel: level, stagingDirectory: stage ? work : nil,
-                                          compressionThreads: threads ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+                                          compressionThreads: threads ?? LinuxSystem.processorCount)
             .build(layers: pulled.layers, outputDirectory: output)
         if !quiet {
             printError("● Converted \(pulled.image.name): kernel \(TransferProgress.megabytes(artifacts.kernelBytes)), initrd \(TransferProgress.megabytes(artifacts.initrdBytes)) (\(compression.rawValue)), cmdline \"\(artifacts.cmdline)\"")

@@ -190,7 +190,7 @@ struct BootAgent {
     /// kernel's, and compressing it here costs more time than the next kernel saves unpacking
     /// it — and layers are decompressed once. Otherwise zstd and two reads keep it small.
     static func memoryIsPlenty(layers: [String]) -> Bool {
-        let compressed = layers.reduce(Int64(0)) { $0 + (FileSystem.size($1) ?? 0) }
+        let compressed = FileSystem.totalSize(layers)
         guard let available = LinuxSystem.memoryAvailable() else { return false }
         // /run (a tmpfs) must hold the staged tars and the initrd too.
         let room = FileSystem.freeSpace(workDirectory) ?? 0

@@ -93,7 +93,7 @@ public struct InitrdBuilder {
     /// each layer's plain tar path, or "" for a layer that is not compressed.
     private func stage(_ layers: [String], in directory: String) throws(ConversionError) -> [String] {
         let remove = removeStagedBlobs
-        let width = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        let width = LinuxSystem.processorCount
         let staged = Locked<[String]>([])
         do throws(ArchiveError) {
             return try Parallel.map(layers.count, width: width) { (i) throws(ArchiveError) -> String in

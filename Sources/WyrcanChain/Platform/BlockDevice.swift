@@ -23,11 +23,7 @@ public struct BlockDevice: Sendable, Equatable {
         guard head[1024 + 0x38] == 0x53, head[1024 + 0x39] == 0xEF else { return nil }
         let labelBytes = head[(1024 + 0x78)..<(1024 + 0x88)].prefix { $0 != 0 }
         let u = Array(head[(1024 + 0x68)..<(1024 + 0x78)])
-        let hex = u.map { byte in
-            let digits = Array("0123456789abcdef")
-            return String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
-        }
-        let uuid = [hex[0..<4], hex[4..<6], hex[6..<8], hex[8..<10], hex[10..<16]].map { $0.joined() }.joined(separator: "-")
+        let uuid = [u[0..<4], u[4..<6], u[6..<8], u[8..<10], u[10..<16]].map { Array($0).hexString }.joined(separator: "-")
         return ExtFilesystem(label: String(decoding: labelBytes, as: UTF8.self), uuid: uuid)
     }
 

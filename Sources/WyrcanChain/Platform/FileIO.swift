@@ -129,6 +129,11 @@ public enum FileSystem {
 
     public static func remove(_ path: String) { unlink(path) }
 
+    /// The summed size of `paths` (missing files count 0), e.g. the compressed layers.
+    public static func totalSize(_ paths: [String]) -> Int64 {
+        paths.reduce(Int64(0)) { $0 + (size($1) ?? 0) }
+    }
+
     /// Bytes an unprivileged writer can still use on the filesystem holding `path`.
     public static func freeSpace(_ path: String) -> Int64? {
         var st = statvfs()

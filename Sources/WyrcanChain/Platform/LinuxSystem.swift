@@ -89,6 +89,9 @@ public enum LinuxSystem {
         guard wyr_set_inode_flags(fd, &flags) == 0 else { throw .last("clear the immutable flag of \(path)") }
     }
 
+    /// Online CPUs (at least 1).
+    public static var processorCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
     public static var kernelRelease: String {
         var u = utsname()
         uname(&u)
