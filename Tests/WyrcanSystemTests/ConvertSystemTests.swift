@@ -129,6 +129,72 @@ import Testing
         try expectUmociTree(image: work + "/layout:sized", matches: work + "/rootfs", in: work, absent: ["boot/wyrcan.kernel"])
     }
 
+    /// With several threads the initrd is a run of independent frames (zstd) or members (gzip),
+    /// each ending between two cpio members; decompressed, it is the very same cpio stream as the
+    /// single frame that one thread writes. Files over the 8 MiB frame limit take the streaming
+    /// path (a frame of their own).
+    @Test(arguments: ["zstd", "gzip"])
+    func severalThreadsWriteFramesOfWholeMembers(compression: String) throws {
+        let work = try Sys.tempDir("frames-\(compression)")
+        let spec = """
+            {"tag": "framed", "images": [{"layers": [{"compression": "gzip", "entries": [
+              {"path": "boot", "type": "dir"}, {"path": "boot/wyrcan.kernel", "type": "random", "size": 150000, "seed": 3},
+              {"path": "a", "type": "random", "size": 1500000, "seed": 21}, {"path": "b", "type": "text", "size": 1700000, "seed": 22},
+              {"path": "c", "type": "random", "size": 900000, "seed": 23}, {"path": "d", "type": "text", "size": 2300000, "seed": 24},
+              {"path": "huge", "type": "text", "size": 9500000, "seed": 25}, {"path": "e", "type": "random", "size": 2100000, "seed": 26},
+              {"path": "init", "type": "file", "content": "#!/bin/sh", "mode": 493}]},
+              {"compression": "zstd", "entries": [{"path": "f", "type": "random", "size": 3000000, "seed": 27},
+              {"path": "g", "type": "hardlink", "target": "d"}]}]}]}
+            """
+        try Sys.buildImage(spec, layout: work + "/layout")
+        for threads in ["1", "2"] {
+            let r = try Sys.wyrcan(["convert", "oci:\(work)/layout:framed", "--compression", compression, "--threads", threads,
+                                    "--output", "\(work)/out\(threads)", "--quiet"])
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        let tool = compression == "zstd" ? "zstd -dc" : "gzip -dc"
+        let one = try Sys.sh("\(tool) '\(work)/out1/initrd' | sha256sum").stdout
+        let two = try Sys.sh("\(tool) '\(work)/out2/initrd' | sha256sum").stdout
+        #expect(one == two && one.count > 64, "the same cpio stream")
+        if compression == "zstd" {
+            let frames = { (path: String) throws -> Int in
+                let out = try Sys.sh("zstd -lv '\(path)' | sed -n 's/^# Zstandard Frames: //p'").stdout
+                return Int(out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+            }
+            #expect(try frames(work + "/out1/initrd") == 1)
+            #expect(try frames(work + "/out2/initrd") >= 5)
+        } else {
+            // One gzip header (1f 8b 08) per member.
+            let members = try Sys.sh("python3 -c \"import sys; d=open(sys.argv[1],'rb').read(); print(d.count(bytes([0x1f,0x8b,8,0])))\" '\(work)/out2/initrd'").stdout
+            #expect((Int(members.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) >= 5)
+        }
+        try unpack(initrd: work + "/out2/initrd", compression: compression, into: work + "/rootfs")
+        try Sys.buildImage(spec, layout: work + "/gz", gzipOnly: true)  // (umoci 0.4 has no zstd)
+        try expectUmociTree(image: work + "/gz:framed", matches: work + "/rootfs", in: work, absent: ["boot/wyrcan.kernel"])
+    }
+
+    /// Linux itself unpacks a multi-frame initrd: the test image with /payload (two files over the
+    /// frame limit) converted on two threads boots under QEMU, and its /init hashes the payload
+    /// it finds to what cpio -i unpacks on the host.
+    @Test(.timeLimit(.minutes(10)))
+    func aMultiFrameInitrdBootsUnderQEMU() throws {
+        let work = try Sys.tempDir("frames-boot")
+        let image = try Sys.run("/usr/bin/env", ["PAYLOAD=1", Sys.root + "/scripts/build-test-image", work + "/payload", "FRAMES-MARKER", "console=ttyS0"])
+        try #require(image.status == 0, "build-test-image: \(image.stderr)")
+        let r = try Sys.wyrcan(["convert", "oci:\(work)/payload", "--threads", "2", "--output", work + "/out", "--quiet"])
+        try #require(r.status == 0, "\(r.stderr)")
+        try unpack(initrd: work + "/out/initrd", into: work + "/rootfs")
+        let expected = try Sys.sh("cat '\(work)'/rootfs/payload/* | md5sum").stdout.split(separator: " ").first.map(String.init) ?? "?"
+        let log = work + "/console"
+        _ = try Sys.run("/usr/bin/timeout", ["300", "qemu-system-x86_64", "-accel", "tcg", "-m", "1G", "-display", "none",
+            "-serial", "file:\(log)", "-monitor", "none", "-no-reboot", "-net", "none",
+            "-kernel", work + "/out/kernel", "-initrd", work + "/out/initrd", "-append", "console=ttyS0"])
+        let console = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(!console.contains("Initramfs unpacking failed"), "\(console.suffix(3000))")
+        #expect(console.contains("payload=\(expected)"), "expected payload=\(expected):\n\(console.suffix(3000))")
+        #expect(console.contains("FRAMES-MARKER cmdline=console=ttyS0"))
+    }
+
     /// On a filesystem without room to stage the decompressed layers, convert reads them twice
     /// instead, and the result is the same tree.
     @Test func littleFreeSpaceReadsTheLayersTwice() throws {

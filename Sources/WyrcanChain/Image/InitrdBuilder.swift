@@ -36,7 +36,8 @@ public struct InitrdBuilder {
     public var stagingDirectory: String? = nil
     /// Delete each compressed blob once it is staged (the boot agent's blobs live in RAM).
     public var removeStagedBlobs = false
-    /// zstd worker threads (see `CpioWriter`); 1 keeps memory lowest.
+    /// Compression threads (see `CpioWriter`): more than 1 writes frames of whole members; 1 keeps
+    /// memory lowest.
     public var compressionThreads = 1
 
     public init(compression: CpioWriter.Compression = .zstd, compressionLevel: Int? = nil,

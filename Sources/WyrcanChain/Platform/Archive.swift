@@ -63,38 +63,36 @@ public final class CpioWriter {
     private let archive: OpaquePointer
     private let entry: OpaquePointer
     private var closed = false
-    /// Compresses on its own thread what libarchive writes (nil: none, or libzstd's workers).
-    private var compressor: BackgroundCompressor? = nil
+    /// Compresses what libarchive writes, beside the caller (nil: no compression).
+    private var compressor: StreamCompressor? = nil
 
-    /// Creates the archive at `path` (truncating it). `threads` > 1 compresses zstd with that
-    /// many libarchive worker threads (fastest, ≈ 40 MB of buffers per worker at level 3);
-    /// otherwise one compressor thread runs beside the caller with a few MB in flight.
+    /// Creates the archive at `path` (truncating it). `threads` > 1 compresses on that many
+    /// threads in independent frames of whole members (`FrameCompressor`, a few MB per thread);
+    /// otherwise one compressor thread writes a single frame beside the caller.
     public init(path: String, compression: Compression, level: Int? = nil, threads: Int = 1) throws(ArchiveError) {
         guard let a = archive_write_new(), let e = archive_entry_new() else {
             throw ArchiveError(operation: "archive_write_new", message: "out of memory")
         }
         archive = a
         entry = e
-        let multiThreaded = compression == .zstd && threads > 1
         do {
-            compressor = compression == .none || multiThreaded ? nil : try BackgroundCompressor(path: path, compression: compression, level: level)
-            try check(archive_write_set_format_cpio_newc(a), "cpio newc format")
-            if multiThreaded {
-                try check(archive_write_add_filter_zstd(a), "zstd filter")
-                if let level { try check(archive_write_set_filter_option(a, nil, "compression-level", String(level)), "compression level") }
-                _ = archive_write_set_filter_option(a, "zstd", "threads", String(threads))
-            } else {
-                try check(archive_write_add_filter_none(a), "no filter")
+            if compression != .none {
+                compressor = threads > 1
+                    ? try FrameCompressor(path: path, compression: compression, level: level, workers: threads)
+                    : try BackgroundCompressor(path: path, compression: compression, level: level)
             }
+            try check(archive_write_set_format_cpio_newc(a), "cpio newc format")
+            try check(archive_write_add_filter_none(a), "no filter")
             // Initramfs images are read by the kernel; no block padding is needed.
             try check(archive_write_set_bytes_in_last_block(a, 1), "block size")
             if let compressor {
-                try check(archive_write_set_bytes_per_block(a, 1 << 16), "block size")
-                let client = Unmanaged.passUnretained(compressor).toOpaque()
+                // Unblocked, so that each member's end is where the frame compressor sees it.
+                try check(archive_write_set_bytes_per_block(a, compressor is FrameCompressor ? 0 : 1 << 16), "block size")
+                let client = Unmanaged.passUnretained(self).toOpaque()
                 try check(archive_write_open(a, client, nil, { _, client, buffer, length in
-                    let compressor = Unmanaged<BackgroundCompressor>.fromOpaque(client!).takeUnretainedValue()
+                    let writer = Unmanaged<CpioWriter>.fromOpaque(client!).takeUnretainedValue()
                     // A failure is kept by the compressor and reported by write(_:) or close().
-                    do throws(ArchiveError) { try compressor.submit(UnsafeRawBufferPointer(start: buffer, count: length)) } catch { return -1 }
+                    do throws(ArchiveError) { try writer.compressor?.submit(UnsafeRawBufferPointer(start: buffer, count: length)) } catch { return -1 }
                     return la_ssize_t(length)
                 }, nil), "open \(path)")
             } else {
@@ -118,6 +116,11 @@ public final class CpioWriter {
 
     /// Writes a member header. For a regular file, follow with `write(_:)` calls totalling `size`.
     public func writeHeader(_ info: ArchiveEntryInfo) throws(ArchiveError) {
+        if let compressor {
+            // The previous member's data padding is written now, then the frame may end.
+            if archive_write_finish_entry(archive) < ARCHIVE_WARN { throw compressor.failure ?? .from(archive, "finish member") }
+            try compressor.boundary()
+        }
         archive_entry_clear(entry)
         // The bytes as they are: the _utf8 setters convert through the locale, and in the C
         // locale of an initramfs a name such as "Főtanúsítvány.pem" (ca-certificates) fails.

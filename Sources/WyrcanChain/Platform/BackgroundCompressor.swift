@@ -7,14 +7,13 @@ import Glibc
 /// Compresses a byte stream into a file on a thread of its own, through libarchive's raw format
 /// and a zstd or gzip filter, fed by a bounded queue of 1 MiB chunks.
 ///
-/// Why not libarchive's multi-threaded zstd: its workers each hold a job's input and output
-/// (≈ 80 MB of RSS at level 3 with two threads), while one compressor thread next to the thread
-/// that reads the layers keeps both cores busy with a few MB in flight.
-final class BackgroundCompressor: @unchecked Sendable {
+/// One frame, so the best ratio and the least memory (a few MB in flight); `FrameCompressor`
+/// uses more threads.
+final class BackgroundCompressor: StreamCompressor, @unchecked Sendable {
     static let chunkSize = 1 << 20
     static let queuedChunks = 2
 
-    private let archive: OpaquePointer
+    private let writer: RawCompressedWriter
     private let queue = DispatchQueue(label: "wyrcan.compressor")
     private let lock = DispatchSemaphore(value: 1)
     private let freeSlots = DispatchSemaphore(value: BackgroundCompressor.queuedChunks)
@@ -38,38 +37,17 @@ final class BackgroundCompressor: @unchecked Sendable {
     }
 
     init(path: String, compression: CpioWriter.Compression, level: Int?) throws(ArchiveError) {
-        guard let a = archive_write_new(), let entry = archive_entry_new() else {
-            throw ArchiveError(operation: "archive_write_new", message: "out of memory")
-        }
-        archive = a
-        defer { archive_entry_free(entry) }
-        func check(_ code: Int32, _ operation: String) throws(ArchiveError) {
-            if code < ARCHIVE_WARN { throw .from(a, operation) }
-        }
-        do {
-            try check(archive_write_set_format_raw(a), "raw format")
-            switch compression {
-            case .zstd: try check(archive_write_add_filter_zstd(a), "zstd filter")
-            case .gzip: try check(archive_write_add_filter_gzip(a), "gzip filter")
-            case .none: try check(archive_write_add_filter_none(a), "no filter")
-            }
-            if let level, compression != .none {
-                try check(archive_write_set_filter_option(a, nil, "compression-level", String(level)), "compression level")
-            }
-            try check(archive_write_set_bytes_in_last_block(a, 1), "block size")
-            try check(archive_write_open_filename(a, path), "open \(path)")
-            archive_entry_set_filetype(entry, 0o100000)  // AE_IFREG
-            try check(archive_write_header(a, entry), "start \(path)")
-        }
-        // (On a throw above, deinit runs — every stored property is set — and frees `archive`.)
+        writer = try RawCompressedWriter(.path(path), compression: compression, level: level)
         started = true
         queue.async { self.run() }
     }
 
     deinit {
         try? finish()
-        archive_write_free(archive)
     }
+
+    /// One stream: member boundaries do not matter.
+    func boundary() throws(ArchiveError) {}
 
     /// Copies `bytes` into the stream; blocks while the queue is full.
     func submit(_ bytes: UnsafeRawBufferPointer) throws(ArchiveError) {
@@ -93,7 +71,7 @@ final class BackgroundCompressor: @unchecked Sendable {
         enqueue(nil)
         done.wait()
         if let failed { throw failed }
-        if archive_write_close(archive) < ARCHIVE_WARN { throw .from(archive, "close") }
+        try writer.close()
     }
 
     private func flush() throws(ArchiveError) {
@@ -123,9 +101,9 @@ final class BackgroundCompressor: @unchecked Sendable {
             freeSlots.signal()
             guard let chunk else { break }
             if skip { continue }
-            let written = chunk.withUnsafeBytes { archive_write_data(archive, $0.baseAddress, $0.count) }
-            if written < 0 {
-                let error = ArchiveError.from(archive, "compress")
+            do throws(ArchiveError) {
+                try writer.write(chunk)
+            } catch {
                 lock.wait()
                 failed = error
                 lock.signal()
