@@ -173,6 +173,31 @@ import Testing
         try expectUmociTree(image: work + "/gz:framed", matches: work + "/rootfs", in: work, absent: ["boot/wyrcan.kernel"])
     }
 
+    /// A disk that fills up while the initrd is written (here in a member over the frame limit,
+    /// compressed as it streams, or by the single compressor thread) fails with the reason and
+    /// leaves no artifacts behind.
+    @Test(arguments: ["1", "2"])
+    func aFullDiskFailsWithItsReason(threads: String) throws {
+        let work = try Sys.tempDir("full-\(threads)")
+        try Sys.buildImage("""
+            {"tag": "full", "images": [{"layers": [{"entries": [
+              {"path": "boot", "type": "dir"}, {"path": "boot/wyrcan.kernel", "type": "random", "size": 150000, "seed": 3},
+              {"path": "small", "type": "random", "size": 1000000, "seed": 31},
+              {"path": "huge", "type": "random", "size": 12000000, "seed": 32},
+              {"path": "init", "type": "file", "content": "#!/bin/sh", "mode": 493}]}]}]}
+            """, layout: work + "/layout")
+        let mountPoint = work + "/tiny"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let m = try Sys.run("/bin/mount", ["-t", "tmpfs", "-o", "size=6m", "tmpfs", mountPoint])
+        try #require(m.status == 0, "mount tmpfs: \(m.stderr)")
+        defer { _ = try? Sys.run("/bin/umount", [mountPoint]) }
+        let r = try Sys.wyrcan(["convert", "oci:\(work)/layout:full", "--threads", threads, "--output", mountPoint + "/out", "--quiet"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("No space left on device"), "\(r.stderr)")
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: mountPoint + "/out")) ?? []
+        #expect(left.filter { !$0.hasPrefix(".") }.isEmpty, "left behind: \(left)")
+    }
+
     /// Linux itself unpacks a multi-frame initrd: the test image with /payload (two files over the
     /// frame limit) converted on two threads boots under QEMU, and its /init hashes the payload
     /// it finds to what cpio -i unpacks on the host.

@@ -10,7 +10,13 @@ public struct ArchiveError: Error, CustomStringConvertible, Sendable {
     public var description: String { "\(operation): \(message)" }
 
     static func from(_ archive: OpaquePointer?, _ operation: String) -> ArchiveError {
-        let text = archive.flatMap { archive_error_string($0) }.map { String(cString: $0) } ?? "unknown error"
+        var text = archive.flatMap { archive_error_string($0) }.map { String(cString: $0) } ?? "unknown error"
+        // libarchive's file writers say only "Write error"; the reason is in its errno. (EILSEQ
+        // and EINVAL are its codes for a bad format and a misuse: their text would mislead.)
+        if let archive, archive_errno(archive) > 0, archive_errno(archive) != EILSEQ, archive_errno(archive) != EINVAL {
+            let reason = String(cString: strerror(archive_errno(archive)))
+            if !text.contains(reason) { text += ": " + reason }
+        }
         return ArchiveError(operation: operation, message: text)
     }
 }
@@ -103,7 +109,12 @@ public final class CpioWriter {
     }
 
     deinit {
-        if !closed { archive_write_close(archive) }
+        if !closed {
+            // An error midway: libarchive pads the open member with zeros up to its size; that
+            // output is thrown away, so the compressor drops it instead of compressing it.
+            compressor?.abandon()
+            archive_write_close(archive)
+        }
         // Ends the compressor thread even when close() was never reached (an error midway).
         try? compressor?.finish()
         archive_write_free(archive)
@@ -141,7 +152,9 @@ public final class CpioWriter {
             archive_entry_set_rdevminor(entry, dev_t(info.deviceMinor))
         default: break
         }
-        try check(archive_write_header(archive, entry), "write header of \(info.path)")
+        if archive_write_header(archive, entry) < ARCHIVE_WARN {
+            throw compressor?.failure ?? .from(archive, "write header of \(info.path)")
+        }
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws(ArchiveError) {
@@ -155,7 +168,7 @@ public final class CpioWriter {
         let status = archive_write_close(archive)
         var finishing: ArchiveError? = nil
         do throws(ArchiveError) { try compressor?.finish() } catch { finishing = error }
-        if status < ARCHIVE_WARN { throw compressor?.failure ?? .from(archive, "close") }
+        if status < ARCHIVE_WARN { throw compressor?.failure ?? finishing ?? .from(archive, "close") }
         if let finishing { throw finishing }
     }
 }

@@ -46,6 +46,12 @@ final class BackgroundCompressor: StreamCompressor, @unchecked Sendable {
         try? finish()
     }
 
+    func abandon() {
+        lock.wait()
+        if failed == nil { failed = ArchiveError(operation: "compress", message: "abandoned") }
+        lock.signal()
+    }
+
     /// One stream: member boundaries do not matter.
     func boundary() throws(ArchiveError) {}
 

@@ -34,9 +34,10 @@ final class FrameCompressor: StreamCompressor, @unchecked Sendable {
     private struct Order {
         var next = 0
         var ready: [Int: [UInt8]] = [:]
-        var failure: ArchiveError?
     }
     private let order = Locked(Order())
+    /// The first failure (its own lock: the caller checks it often, workers write under `order`).
+    private let failed = Locked<ArchiveError?>(nil)
     /// Frames handed out so far (the caller's thread only).
     private var sequence = 0
     /// The frame being filled.
@@ -45,43 +46,59 @@ final class FrameCompressor: StreamCompressor, @unchecked Sendable {
     private var streaming: RawCompressedWriter?
     private var finished = false
 
-    var failure: ArchiveError? { order.withLock { $0.failure } }
+    var failure: ArchiveError? { failed.withLock { $0 } }
+
+    private func record(_ error: ArchiveError) {
+        failed.withLock { if $0 == nil { $0 = error } }
+    }
 
     init(path: String, compression: CpioWriter.Compression, level: Int?, workers: Int) throws(ArchiveError) {
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ArchiveError(operation: "open \(path)", message: String(cString: strerror(errno))) }
         self.compression = compression
         self.level = level
-        self.workers = max(1, workers)
+        // More frames in flight than CPUs would hold their buffers without compressing faster.
+        self.workers = max(1, min(workers, LinuxSystem.processorCount))
         permits = DispatchSemaphore(value: 0)
         for _ in 0..<self.workers { permits.signal() }  // (libdispatch traps on freeing a semaphore below its initial value)
         current.reserveCapacity(Self.frameTarget + (256 << 10))
     }
 
+    /// Stops taking bytes: what follows is thrown away (the caller gave up on the output).
+    func abandon() {
+        record(ArchiveError(operation: "compress", message: "abandoned"))
+    }
+
     deinit {
-        try? finish()
+        // Workers hold the compressor while they run, so none is left; only the file remains.
+        if !finished { close(fd) }
     }
 
     func submit(_ bytes: UnsafeRawBufferPointer) throws(ArchiveError) {
         if let failure { throw failure }
-        if streaming == nil && current.count + bytes.count > Self.frameLimit {
-            // Every earlier frame goes first; then this one streams straight to the file.
-            waitForAllWritten()
-            let writer: RawCompressedWriter
-            do throws(ArchiveError) {
-                writer = try RawCompressedWriter(.descriptor(fd), compression: compression, level: level)
-            } catch {
-                releaseAll()
-                throw error
+        do throws(ArchiveError) {
+            if streaming == nil && current.count + bytes.count > Self.frameLimit {
+                // Every earlier frame goes first; then this one streams straight to the file.
+                waitForAllWritten()
+                let writer: RawCompressedWriter
+                do throws(ArchiveError) {
+                    writer = try RawCompressedWriter(.descriptor(fd), compression: compression, level: level)
+                } catch {
+                    releaseAll()
+                    throw error
+                }
+                streaming = writer
+                try writer.write(current)
+                current.removeAll(keepingCapacity: true)
             }
-            streaming = writer
-            try writer.write(current)
-            current.removeAll(keepingCapacity: true)
-        }
-        if let streaming {
-            try streaming.write(bytes)
-        } else {
-            current.append(contentsOf: bytes)
+            if let streaming {
+                try streaming.write(bytes)
+            } else {
+                current.append(contentsOf: bytes)
+            }
+        } catch {
+            record(error)
+            throw error
         }
     }
 
@@ -90,7 +107,7 @@ final class FrameCompressor: StreamCompressor, @unchecked Sendable {
         if let streaming {
             self.streaming = nil
             defer { releaseAll() }
-            try streaming.close()
+            do throws(ArchiveError) { try streaming.close() } catch { record(error) }
         } else if current.count >= Self.frameTarget {
             dispatchCurrent()
         }
@@ -140,13 +157,13 @@ final class FrameCompressor: StreamCompressor, @unchecked Sendable {
                 } catch let e { error = e }
             }
             frame.bytes = []
+            if let error { record(error) }
             var written = 0
             order.withLock { order in
-                if let error, order.failure == nil { order.failure = error }
                 order.ready[number] = output
                 while let next = order.ready.removeValue(forKey: order.next) {
-                    if order.failure == nil {
-                        do throws(ArchiveError) { try Self.writeAll(fd, next) } catch { order.failure = error }
+                    if failure == nil {
+                        do throws(ArchiveError) { try Self.writeAll(fd, next) } catch { record(error) }
                     }
                     order.next += 1
                     written += 1

@@ -13,6 +13,8 @@ protocol StreamCompressor: AnyObject {
     func boundary() throws(ArchiveError)
     /// Ends the stream, waits for the compressor and closes the output.
     func finish() throws(ArchiveError)
+    /// The output is given up on: take (and drop) the rest as fast as possible.
+    func abandon()
 }
 
 /// One zstd frame or gzip stream (or plain bytes) through libarchive's raw format and a
