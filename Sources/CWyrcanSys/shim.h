@@ -21,6 +21,10 @@ static inline long wyr_finit_module(int fd, const char *params, int flags) {
     return syscall(SYS_finit_module, fd, params, flags);
 }
 
+static inline long wyr_init_module(const void *image, unsigned long length, const char *params) {
+    return syscall(SYS_init_module, image, length, params);
+}
+
 /* Lets the calling thread run only when no other thread wants the CPU (idle: SCHED_IDLE), or
    normally again (SCHED_OTHER). */
 static inline int wyr_set_thread_idle(int idle) {

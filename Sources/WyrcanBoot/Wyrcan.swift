@@ -23,5 +23,5 @@ struct Wyrcan: ParsableCommand {
             kexecs into it. The subcommands below work offline on any Linux machine.
             """,
         version: WyrcanVersion.string,
-        subcommands: [Plan.self, Convert.self, Efi.self, Volume.self])
+        subcommands: [Plan.self, Convert.self, Efi.self, Volume.self, Modprobe.self])
 }

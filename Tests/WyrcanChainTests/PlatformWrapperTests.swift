@@ -209,3 +209,25 @@ func shell(_ command: String) throws -> String {
     p.waitUntilExit()
     return String(decoding: data, as: UTF8.self)
 }
+
+/// Compressed files read whole (how the boot agent loads its `.ko.zst` modules), against the
+/// zstd, xz and gzip command-line tools.
+@Suite struct DecompressedBytesTests {
+    @Test(arguments: [("zstd", "zst"), ("xz", "xz"), ("gzip", "gz")])
+    func readsWhatTheToolWrote(tool: String, suffix: String) throws {
+        let dir = NSTemporaryDirectory() + "wyrcan-decompress-\(tool)-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var original: [UInt8] = []
+        for i in 0..<300_000 { original.append(UInt8(truncatingIfNeeded: i * 7 + i / 251)) }
+        try Data(original).write(to: URL(fileURLWithPath: dir + "/module.ko"))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [tool, "-q", dir + "/module.ko"]
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        #expect(try ArchiveReader.decompressedBytes(of: dir + "/module.ko.\(suffix)") == original)
+        #expect(throws: ArchiveError.self) { try ArchiveReader.decompressedBytes(of: dir + "/missing.ko.zst") }
+    }
+}

@@ -15,7 +15,7 @@ import Testing
             #!/bin/sh
             mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev 2>/dev/null
             exec </dev/console >/dev/console 2>&1
-            modprobe virtio_pci; modprobe virtio_net
+            /usr/lib/wyrcan/wyrcan modprobe virtio_pci virtio_net
             for i in /sys/class/net/e*; do n=${i##*/}; ip link set "$n" up; udhcpc -i "$n" -s /etc/wyrcan/udhcpc.script -q -n -t 5 >/dev/null; done
             V=/var/lib/wyrcan/volumes/notes
             if [ -f "$V/boot1.txt" ]; then
@@ -73,7 +73,7 @@ import Testing
             #!/bin/sh
             mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev 2>/dev/null
             exec </dev/console >/dev/console 2>&1
-            modprobe virtio_pci; modprobe virtio_blk; modprobe ext4
+            /usr/lib/wyrcan/wyrcan modprobe virtio_pci virtio_blk ext4
             [ -x /usr/lib/wyrcan/push-volumes ] && echo PUSHER-INJECTED
             [ -x /usr/lib/wyrcan/mount-volumes ] || { echo NO-CACHE-SCRIPT; poweroff -f; }
             /usr/lib/wyrcan/mount-volumes && echo CACHE-MOUNTED

@@ -94,22 +94,7 @@ struct ModuleLoader {
     func loadAll() -> [String] {
         guard let list = try? FileSystem.readFile(wanted) else { return ["\(wanted): missing"] }
         let deps = dependencies()
-        let softDeps = softDependencies()
-        var loaded = Set<String>()
-        var failures: [String] = []
-        func load(path: String) {
-            guard !loaded.contains(path) else { return }
-            loaded.insert(path)
-            for name in softDeps[Self.name(of: path)] ?? [] {
-                if let (softPath, _) = deps[name] { load(path: softPath) }
-            }
-            // modules.dep lists dependencies so that the last must load first.
-            for dep in (deps[Self.name(of: path)]?.1 ?? []).reversed() { load(path: dep) }
-            do throws(SystemError) { try LinuxSystem.loadModule(root + "/" + path) } catch {
-                // ENODEV: the module has nothing to drive here (e.g. efivarfs without EFI).
-                if error.code != ENODEV { failures.append("\(Self.name(of: path)): \(error.description)") }
-            }
-        }
+        var loader = Loader(root: root, deps: deps, softDeps: softDependencies())
         var names: [String] = []
         for raw in String(decoding: list, as: UTF8.self).split(separator: "\n") {
             let name = raw.split(separator: "#").first.map { String($0).trimmingSpaces() } ?? ""
@@ -129,12 +114,56 @@ struct ModuleLoader {
                     waiting.append(name)
                     continue
                 }
-                load(path: deps[name]!.0)
+                loader.load(path: deps[name]!.0)
             }
             if waiting.count == pending.count { break }
             pending = waiting
         }
-        return failures
+        return loader.failures
+    }
+
+    /// Loads the modules named (dashes or underscores), each after its dependencies; returns the
+    /// ones that failed (name: reason), a name that is not shipped among them.
+    func load(names: [String]) -> [String] {
+        let deps = dependencies()
+        var loader = Loader(root: root, deps: deps, softDeps: softDependencies())
+        for name in names {
+            guard let (path, _) = deps[name.replacingDashes()] else {
+                loader.failures.append("\(name): not in \(root)/modules.dep")
+                continue
+            }
+            loader.load(path: path)
+        }
+        return loader.failures
+    }
+
+    /// Loads module files once each: softdep pre-dependencies, then modules.dep dependencies
+    /// (listed so that the last must load first), then the module.
+    private struct Loader {
+        let root: String
+        let deps: [String: (String, [String])]
+        let softDeps: [String: [String]]
+        var loaded = Set<String>()
+        var failures: [String] = []
+
+        init(root: String, deps: [String: (String, [String])], softDeps: [String: [String]]) {
+            self.root = root
+            self.deps = deps
+            self.softDeps = softDeps
+        }
+
+        mutating func load(path: String) {
+            guard !loaded.contains(path) else { return }
+            loaded.insert(path)
+            for name in softDeps[ModuleLoader.name(of: path)] ?? [] {
+                if let (softPath, _) = deps[name] { load(path: softPath) }
+            }
+            for dep in (deps[ModuleLoader.name(of: path)]?.1 ?? []).reversed() { load(path: dep) }
+            do throws(SystemError) { try LinuxSystem.loadModule(root + "/" + path) } catch {
+                // ENODEV: the module has nothing to drive here (e.g. efivarfs without EFI).
+                if error.code != ENODEV { failures.append("\(ModuleLoader.name(of: path)): \(error.description)") }
+            }
+        }
     }
 }
 

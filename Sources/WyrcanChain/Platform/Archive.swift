@@ -249,6 +249,21 @@ public final class ArchiveReader {
         if let failure { throw ArchiveError(operation: "write \(output)", message: failure.description) }
     }
 
+    /// The whole decompressed contents of a (small) compressed file, e.g. a kernel module.
+    public static func decompressedBytes(of path: String) throws(ArchiveError) -> [UInt8] {
+        let reader = try ArchiveReader(path: path, trailer: [], raw: true)
+        guard try reader.next() != nil else { throw ArchiveError(operation: "decompress \(path)", message: "empty stream") }
+        var bytes: [UInt8] = []
+        do {
+            try reader.readData { bytes.append(contentsOf: $0) }
+        } catch let error as ArchiveError {
+            throw ArchiveError(operation: "decompress \(path)", message: error.message)
+        } catch {
+            throw ArchiveError(operation: "decompress \(path)", message: "\(error)")
+        }
+        return bytes
+    }
+
     /// gzip member and zstd frame each holding 10 240 zero bytes (a tar end-of-archive).
     static let gzipZeros: [UInt8] = [
         0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0xed, 0xc1, 0x01, 0x0d, 0x00, 0x00, 0x00, 0xc2,
@@ -277,7 +292,7 @@ public final class ArchiveReader {
         archive_read_support_filter_bzip2(a)
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
-            archive_read_free(a)
+            // (deinit frees the archive: every stored property is set.)
             throw ArchiveError(operation: "open \(path)", message: String(cString: strerror(errno)))
         }
         let src = Source(fd: fd, trailer: trailer)

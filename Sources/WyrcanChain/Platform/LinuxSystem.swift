@@ -22,8 +22,19 @@ public enum LinuxSystem {
         }
     }
 
-    /// Loads a kernel module file (`finit_module`); an already-loaded module is fine.
+    /// Loads a kernel module file (`finit_module`; a `.ko.zst`/`.ko.xz`/`.ko.gz` is decompressed
+    /// here and passed to `init_module`: Debian's kernel does not decompress modules itself); an
+    /// already-loaded module is fine.
     public static func loadModule(_ path: String) throws(SystemError) {
+        if [".zst", ".xz", ".gz"].contains(where: path.hasSuffix) {
+            let image: [UInt8]
+            do throws(ArchiveError) { image = try ArchiveReader.decompressedBytes(of: path) } catch {
+                throw SystemError(operation: "decompress \(path) (\(error.message))", code: EINVAL)
+            }
+            let status = image.withUnsafeBytes { wyr_init_module($0.baseAddress, UInt($0.count), "") }
+            if status != 0 && errno != EEXIST { throw .last("load module \(path)") }
+            return
+        }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .last("open \(path)") }
         defer { close(fd) }
