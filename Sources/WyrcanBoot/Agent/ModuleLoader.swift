@@ -70,6 +70,19 @@ struct ModuleLoader {
         return map
     }
 
+    /// alias → module names, for the plain (pattern-free) aliases in modules.alias, e.g. `crc32c`
+    /// → crc32c_generic, crc32c_intel: softdeps and modprobe requests name modules that way.
+    func plainAliases() -> [String: [String]] {
+        guard let bytes = try? FileSystem.readFile(root + "/modules.alias") else { return [:] }
+        var map: [String: [String]] = [:]
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("alias ") {
+            let parts = line.split(separator: " ")
+            guard parts.count == 3, !parts[1].contains(where: { "*?[".contains($0) }) else { continue }
+            map[String(parts[1]).replacingDashes(), default: []].append(String(parts[2]).replacingDashes())
+        }
+        return map
+    }
+
     /// The modaliases of every device the kernel knows now (`/sys/bus/*/devices/*/modalias`).
     static func presentDevices() -> Set<String> {
         var found = Set<String>()
@@ -94,7 +107,7 @@ struct ModuleLoader {
     func loadAll() -> [String] {
         guard let list = try? FileSystem.readFile(wanted) else { return ["\(wanted): missing"] }
         let deps = dependencies()
-        var loader = Loader(root: root, deps: deps, softDeps: softDependencies())
+        var loader = Loader(root: root, deps: deps, softDeps: softDependencies(), aliases: plainAliases())
         var names: [String] = []
         for raw in String(decoding: list, as: UTF8.self).split(separator: "\n") {
             let name = raw.split(separator: "#").first.map { String($0).trimmingSpaces() } ?? ""
@@ -126,13 +139,9 @@ struct ModuleLoader {
     /// ones that failed (name: reason), a name that is not shipped among them.
     func load(names: [String]) -> [String] {
         let deps = dependencies()
-        var loader = Loader(root: root, deps: deps, softDeps: softDependencies())
-        for name in names {
-            guard let (path, _) = deps[name.replacingDashes()] else {
-                loader.failures.append("\(name): not in \(root)/modules.dep")
-                continue
-            }
-            loader.load(path: path)
+        var loader = Loader(root: root, deps: deps, softDeps: softDependencies(), aliases: plainAliases())
+        for name in names where !loader.load(name: name.replacingDashes()) {
+            loader.failures.append("\(name): not in \(root)/modules.dep or modules.alias")
         }
         return loader.failures
     }
@@ -143,21 +152,33 @@ struct ModuleLoader {
         let root: String
         let deps: [String: (String, [String])]
         let softDeps: [String: [String]]
+        let aliases: [String: [String]]
         var loaded = Set<String>()
         var failures: [String] = []
 
-        init(root: String, deps: [String: (String, [String])], softDeps: [String: [String]]) {
+        init(root: String, deps: [String: (String, [String])], softDeps: [String: [String]], aliases: [String: [String]]) {
             self.root = root
             self.deps = deps
             self.softDeps = softDeps
+            self.aliases = aliases
+        }
+
+        /// A module by name, or every module behind a plain alias (ext4's softdep `crc32c` is
+        /// crc32c_generic or crc32c_intel); false when neither is shipped.
+        mutating func load(name: String) -> Bool {
+            if let (path, _) = deps[name] {
+                load(path: path)
+                return true
+            }
+            let modules = (aliases[name] ?? []).compactMap { deps[$0]?.0 }
+            for path in modules { load(path: path) }
+            return !modules.isEmpty
         }
 
         mutating func load(path: String) {
             guard !loaded.contains(path) else { return }
             loaded.insert(path)
-            for name in softDeps[ModuleLoader.name(of: path)] ?? [] {
-                if let (softPath, _) = deps[name] { load(path: softPath) }
-            }
+            for name in softDeps[ModuleLoader.name(of: path)] ?? [] { _ = load(name: name) }
             for dep in (deps[ModuleLoader.name(of: path)]?.1 ?? []).reversed() { load(path: dep) }
             do throws(SystemError) { try LinuxSystem.loadModule(root + "/" + path) } catch {
                 // ENODEV: the module has nothing to drive here (e.g. efivarfs without EFI).
