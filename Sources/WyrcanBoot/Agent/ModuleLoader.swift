@@ -54,33 +54,29 @@ struct ModuleLoader {
         return map
     }
 
-    /// module name → its device patterns (`pci:v00001AF4d00001000sv*…`): aliases for a bus the
-    /// kernel has (`/sys/bus/NAME`), whose devices publish a modalias to match. `fs-…`,
-    /// `crypto-…`, `devname:…`, `dmi:…` and such are left out, so a module with only those loads
-    /// unconditionally.
-    func devicePatterns() -> [String: [String]] {
-        guard let bytes = try? FileSystem.readFile(root + "/modules.alias") else { return [:] }
+    /// modules.alias, read once, two ways:
+    /// - `devices`: module name → its device patterns (`pci:v00001AF4d00001000sv*…`): aliases for
+    ///   a bus the kernel has (`/sys/bus/NAME`), whose devices publish a modalias to match.
+    ///   `fs-…`, `crypto-…`, `devname:…`, `dmi:…` and such are left out, so a module with only
+    ///   those loads unconditionally;
+    /// - `plain`: alias → module names, for the pattern-free aliases, e.g. `crc32c` →
+    ///   crc32c_generic, crc32c_intel: softdeps and modprobe requests name modules that way.
+    func aliases() -> (devices: [String: [String]], plain: [String: [String]]) {
+        guard let bytes = try? FileSystem.readFile(root + "/modules.alias") else { return ([:], [:]) }
         let buses = Set((try? FileSystem.list("/sys/bus")) ?? [])
-        var map: [String: [String]] = [:]
+        var devices: [String: [String]] = [:]
+        var plain: [String: [String]] = [:]
         for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("alias ") {
             let parts = line.split(separator: " ")
-            guard parts.count == 3, let colon = parts[1].firstIndex(of: ":"), buses.contains(String(parts[1][..<colon])) else { continue }
-            map[String(parts[2]).replacingDashes(), default: []].append(String(parts[1]))
+            guard parts.count == 3 else { continue }
+            if let colon = parts[1].firstIndex(of: ":"), buses.contains(String(parts[1][..<colon])) {
+                devices[String(parts[2]).replacingDashes(), default: []].append(String(parts[1]))
+            }
+            if !parts[1].contains(where: { "*?[".contains($0) }) {
+                plain[String(parts[1]).replacingDashes(), default: []].append(String(parts[2]).replacingDashes())
+            }
         }
-        return map
-    }
-
-    /// alias → module names, for the plain (pattern-free) aliases in modules.alias, e.g. `crc32c`
-    /// → crc32c_generic, crc32c_intel: softdeps and modprobe requests name modules that way.
-    func plainAliases() -> [String: [String]] {
-        guard let bytes = try? FileSystem.readFile(root + "/modules.alias") else { return [:] }
-        var map: [String: [String]] = [:]
-        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("alias ") {
-            let parts = line.split(separator: " ")
-            guard parts.count == 3, !parts[1].contains(where: { "*?[".contains($0) }) else { continue }
-            map[String(parts[1]).replacingDashes(), default: []].append(String(parts[2]).replacingDashes())
-        }
-        return map
+        return (devices, plain)
     }
 
     /// The modaliases of every device the kernel knows now (`/sys/bus/*/devices/*/modalias`).
@@ -107,14 +103,15 @@ struct ModuleLoader {
     func loadAll() -> [String] {
         guard let list = try? FileSystem.readFile(wanted) else { return ["\(wanted): missing"] }
         let deps = dependencies()
-        var loader = Loader(root: root, deps: deps, softDeps: softDependencies(), aliases: plainAliases())
+        let aliases = aliases()
+        var loader = Loader(root: root, deps: deps, softDeps: softDependencies(), aliases: aliases.plain)
         var names: [String] = []
         for raw in String(decoding: list, as: UTF8.self).split(separator: "\n") {
             let name = raw.split(separator: "#").first.map { String($0).trimmingSpaces() } ?? ""
             // Not in modules.dep: built into the kernel, or not shipped.
             if !name.isEmpty, deps[name.replacingDashes()] != nil { names.append(name.replacingDashes()) }
         }
-        let patterns = loadEverything ? [:] : devicePatterns()
+        let patterns = loadEverything ? [:] : aliases.devices
         var pending = names
         // Round 1 loads what matches the devices present at boot; a round that loaded something
         // may have revealed more devices (virtio_pci → virtio0 → virtio_net), so look again.
@@ -139,7 +136,7 @@ struct ModuleLoader {
     /// ones that failed (name: reason), a name that is not shipped among them.
     func load(names: [String]) -> [String] {
         let deps = dependencies()
-        var loader = Loader(root: root, deps: deps, softDeps: softDependencies(), aliases: plainAliases())
+        var loader = Loader(root: root, deps: deps, softDeps: softDependencies(), aliases: aliases().plain)
         for name in names where !loader.load(name: name.replacingDashes()) {
             loader.failures.append("\(name): not in \(root)/modules.dep or modules.alias")
         }

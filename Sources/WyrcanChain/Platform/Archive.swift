@@ -230,38 +230,35 @@ public final class ArchiveReader {
     /// archive blocks `init(layer:)` would add), so it can be read more than once at the cost of
     /// one decompression.
     public static func decompress(layer path: String, to output: String) throws(ArchiveError) {
-        let reader = try ArchiveReader(path: path, trailer: trailer(for: compression(of: path)), raw: true)
-        guard try reader.next() != nil else { throw ArchiveError(operation: "decompress \(path)", message: "empty stream") }
         let file: FileHandleFD
         do throws(FileError) { file = try FileHandleFD.create(output) } catch {
             throw ArchiveError(operation: "create \(output)", message: error.description)
         }
         var failure: FileError? = nil
-        do {
-            try reader.readData { chunk in
-                if failure == nil { do throws(FileError) { try file.write(chunk) } catch { failure = error } }
-            }
-        } catch let error as ArchiveError {
-            throw ArchiveError(operation: "decompress \(path)", message: error.message)
-        } catch {
-            throw ArchiveError(operation: "decompress \(path)", message: "\(error)")
+        try readDecompressed(path, trailer: trailer(for: compression(of: path))) { chunk in
+            if failure == nil { do throws(FileError) { try file.write(chunk) } catch { failure = error } }
         }
         if let failure { throw ArchiveError(operation: "write \(output)", message: failure.description) }
     }
 
     /// The whole decompressed contents of a (small) compressed file, e.g. a kernel module.
     public static func decompressedBytes(of path: String) throws(ArchiveError) -> [UInt8] {
-        let reader = try ArchiveReader(path: path, trailer: [], raw: true)
-        guard try reader.next() != nil else { throw ArchiveError(operation: "decompress \(path)", message: "empty stream") }
         var bytes: [UInt8] = []
+        try readDecompressed(path, trailer: []) { bytes.append(contentsOf: $0) }
+        return bytes
+    }
+
+    /// The single stream of a compressed file (raw format), chunk by chunk.
+    private static func readDecompressed(_ path: String, trailer: [UInt8], _ body: (UnsafeRawBufferPointer) -> Void) throws(ArchiveError) {
+        let reader = try ArchiveReader(path: path, trailer: trailer, raw: true)
+        guard try reader.next() != nil else { throw ArchiveError(operation: "decompress \(path)", message: "empty stream") }
         do {
-            try reader.readData { bytes.append(contentsOf: $0) }
+            try reader.readData(body)
         } catch let error as ArchiveError {
             throw ArchiveError(operation: "decompress \(path)", message: error.message)
         } catch {
             throw ArchiveError(operation: "decompress \(path)", message: "\(error)")
         }
-        return bytes
     }
 
     /// gzip member and zstd frame each holding 10 240 zero bytes (a tar end-of-archive).

@@ -21,7 +21,7 @@ final class FrameCompressor: StreamCompressor, @unchecked Sendable {
     /// own on the caller's thread, instead of being held in memory.
     static let frameLimit = 8 << 20
 
-    private let fd: Int32
+    private let file: FileHandleFD
     private let compression: CpioWriter.Compression
     private let level: Int?
     private let workers: Int
@@ -53,8 +53,9 @@ final class FrameCompressor: StreamCompressor, @unchecked Sendable {
     }
 
     init(path: String, compression: CpioWriter.Compression, level: Int?, workers: Int) throws(ArchiveError) {
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ArchiveError(operation: "open \(path)", message: String(cString: strerror(errno))) }
+        do throws(FileError) { file = try FileHandleFD.create(path) } catch {
+            throw ArchiveError(operation: "open \(path)", message: error.description)
+        }
         self.compression = compression
         self.level = level
         // More frames in flight than CPUs would hold their buffers without compressing faster.
@@ -69,11 +70,6 @@ final class FrameCompressor: StreamCompressor, @unchecked Sendable {
         record(ArchiveError(operation: "compress", message: "abandoned"))
     }
 
-    deinit {
-        // Workers hold the compressor while they run, so none is left; only the file remains.
-        if !finished { close(fd) }
-    }
-
     func submit(_ bytes: UnsafeRawBufferPointer) throws(ArchiveError) {
         if let failure { throw failure }
         do throws(ArchiveError) {
@@ -82,7 +78,7 @@ final class FrameCompressor: StreamCompressor, @unchecked Sendable {
                 waitForAllWritten()
                 let writer: RawCompressedWriter
                 do throws(ArchiveError) {
-                    writer = try RawCompressedWriter(.descriptor(fd), compression: compression, level: level)
+                    writer = try RawCompressedWriter(.descriptor(file.fd), compression: compression, level: level)
                 } catch {
                     releaseAll()
                     throw error
@@ -128,7 +124,6 @@ final class FrameCompressor: StreamCompressor, @unchecked Sendable {
             waitForAllWritten()
         }
         if let failure { error = failure }
-        if close(fd) != 0, error == nil { error = ArchiveError(operation: "close", message: String(cString: strerror(errno))) }
         releaseAll()
         if let error { throw error }
     }
@@ -163,7 +158,9 @@ final class FrameCompressor: StreamCompressor, @unchecked Sendable {
                 order.ready[number] = output
                 while let next = order.ready.removeValue(forKey: order.next) {
                     if failure == nil {
-                        do throws(ArchiveError) { try Self.writeAll(fd, next) } catch { record(error) }
+                        do throws(FileError) { try file.write(next) } catch {
+                            record(ArchiveError(operation: "write", message: error.description))
+                        }
                     }
                     order.next += 1
                     written += 1
@@ -177,17 +174,5 @@ final class FrameCompressor: StreamCompressor, @unchecked Sendable {
     private final class Frame: @unchecked Sendable {
         var bytes: [UInt8]
         init(_ bytes: [UInt8]) { self.bytes = bytes }
-    }
-
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(ArchiveError) {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ArchiveError(operation: "write", message: String(cString: strerror(errno)))
-            }
-            offset += n
-        }
     }
 }
