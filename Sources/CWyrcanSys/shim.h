@@ -4,6 +4,7 @@
 #define WYRCAN_CWYRCANSYS_SHIM_H
 #include <unistd.h>
 #include <sched.h>
+#include <malloc.h>
 #include <sys/syscall.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -15,6 +16,11 @@ static inline long wyr_kexec_file_load(int kernel_fd, int initrd_fd, const char 
     unsigned long len = 0;
     while (cmdline[len]) len++;
     return syscall(SYS_kexec_file_load, kernel_fd, initrd_fd, len + 1, cmdline, flags);
+}
+
+/* glibc's mmap threshold, fixed at `bytes` (M_MMAP_THRESHOLD is a macro Swift cannot import). */
+static inline int wyr_set_mmap_threshold(int bytes) {
+    return mallopt(M_MMAP_THRESHOLD, bytes);
 }
 
 static inline long wyr_finit_module(int fd, const char *params, int flags) {

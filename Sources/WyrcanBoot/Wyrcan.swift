@@ -8,6 +8,7 @@ import Glibc
 @main
 enum Entry {
     static func main() {
+        LinuxSystem.returnLargeAllocations()
         if getpid() == 1 { BootAgent().run() }
         Wyrcan.main()
     }

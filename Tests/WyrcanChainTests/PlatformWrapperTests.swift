@@ -231,3 +231,23 @@ func shell(_ command: String) throws -> String {
         #expect(throws: ArchiveError.self) { try ArchiveReader.decompressedBytes(of: dir + "/missing.ko.zst") }
     }
 }
+
+@Suite struct FrameBytesTests {
+    /// Pieces of every size land in order, in chunks no larger than a chunk, and each chunk is
+    /// filled before the next starts (so the compressor sees the same bytes as one buffer).
+    @Test func keepsTheBytesInOrderInFullChunks() {
+        var frame = FrameCompressor.FrameBytes()
+        var expected: [UInt8] = []
+        var generator = SystemRandomNumberGenerator()
+        let size = FrameCompressor.FrameBytes.chunkSize
+        for length in [0, 1, 100, size - 101, size, 3 * size + 17, Int.random(in: 1...size, using: &generator)] {
+            let piece = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ expected.count) }
+            piece.withUnsafeBytes { frame.append($0) }
+            expected += piece
+        }
+        #expect(frame.count == expected.count)
+        #expect(Array(frame.chunks.joined()) == expected)
+        #expect(frame.chunks.allSatisfy { $0.count <= size })
+        #expect(frame.chunks.dropLast().allSatisfy { $0.count == size })
+    }
+}

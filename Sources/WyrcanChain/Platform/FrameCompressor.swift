@@ -25,12 +25,18 @@ final class FrameCompressor: StreamCompressor, @unchecked Sendable {
     private let compression: CpioWriter.Compression
     private let level: Int?
     private let workers: Int
-    /// One permit per frame handed out and not yet written; taking them all waits for the file
-    /// to hold every frame so far.
+    /// One permit per frame being filled, compressed or waiting to be written: the caller takes
+    /// one before it fills a frame (so a frame waits for a free worker before it holds memory,
+    /// not after), hands it to the worker with the frame, and the writer returns it. Taking them
+    /// all waits for the file to hold every frame so far.
     private let permits: DispatchSemaphore
+    /// Permits the caller holds: one while it fills `current`, all of them while a member
+    /// streams or at the end.
+    private var holding = 0
     private let queue = DispatchQueue(label: "wyrcan.frames", attributes: .concurrent)
-    /// Compressed frames that wait for the ones before them; whichever worker completes the run
-    /// writes it. Workers never block on each other.
+    /// The frame whose output goes to the file now, and compressed frames that wait for the ones
+    /// before them; the worker that completes the frame in line writes the run after it. Workers
+    /// never wait for each other's compression, only for this lock.
     private struct Order {
         var next = 0
         var ready: [Int: [UInt8]] = [:]
@@ -41,7 +47,7 @@ final class FrameCompressor: StreamCompressor, @unchecked Sendable {
     /// Frames handed out so far (the caller's thread only).
     private var sequence = 0
     /// The frame being filled.
-    private var current: [UInt8] = []
+    private var current = FrameBytes()
     /// The frame being compressed on the caller's thread (a member past `frameLimit`).
     private var streaming: RawCompressedWriter?
     private var finished = false
@@ -62,7 +68,6 @@ final class FrameCompressor: StreamCompressor, @unchecked Sendable {
         self.workers = max(1, min(workers, LinuxSystem.processorCount))
         permits = DispatchSemaphore(value: 0)
         for _ in 0..<self.workers { permits.signal() }  // (libdispatch traps on freeing a semaphore below its initial value)
-        current.reserveCapacity(Self.frameTarget + (256 << 10))
     }
 
     /// Stops taking bytes: what follows is thrown away (the caller gave up on the output).
@@ -84,13 +89,17 @@ final class FrameCompressor: StreamCompressor, @unchecked Sendable {
                     throw error
                 }
                 streaming = writer
-                try writer.write(current)
-                current.removeAll(keepingCapacity: true)
+                for chunk in current.chunks { try writer.write(chunk) }
+                current = FrameBytes()
             }
             if let streaming {
                 try streaming.write(bytes)
-            } else {
-                current.append(contentsOf: bytes)
+            } else if !bytes.isEmpty {
+                if holding == 0 {
+                    permits.wait()
+                    holding = 1
+                }
+                current.append(bytes)
             }
         } catch {
             record(error)
@@ -128,40 +137,66 @@ final class FrameCompressor: StreamCompressor, @unchecked Sendable {
         if let error { throw error }
     }
 
+    /// Takes every permit (the caller then holds them all).
     private func waitForAllWritten() {
-        for _ in 0..<workers { permits.wait() }
+        for _ in holding..<workers { permits.wait() }
+        holding = workers
     }
 
     private func releaseAll() {
-        for _ in 0..<workers { permits.signal() }
+        for _ in 0..<holding { permits.signal() }
+        holding = 0
     }
 
     private func dispatchCurrent() {
-        let frame = Frame(current)  // (takes the buffer over: `current` lets go of it next)
-        current = []
-        current.reserveCapacity(Self.frameTarget + (256 << 10))
+        let frame = Frame(current)  // (takes the chunks over: `current` lets go of them next)
+        current = FrameBytes()
         let number = sequence
         sequence += 1
-        permits.wait()
+        holding = 0  // (the frame's permit goes with it, back when it is written)
         queue.async { [self] in
-            var output: [UInt8] = []
-            var error: ArchiveError? = nil
+            // The frame's output goes straight to the file while every frame before it is
+            // written (the usual case for the oldest frame in flight); until then it waits here.
+            var pending: [UInt8] = []
+            let inputBytes = frame.bytes.count  // (read here: `frame.bytes` is lent out below)
+            func write(_ bytes: UnsafeRawBufferPointer) {
+                guard failure == nil, !bytes.isEmpty else { return }
+                do throws(FileError) { try file.write(bytes) } catch {
+                    record(ArchiveError(operation: "write", message: error.description))
+                }
+            }
+            func writePending() {
+                pending.withUnsafeBytes { write($0) }
+                pending = []
+            }
             if failure == nil {
                 do throws(ArchiveError) {
-                    output = try RawCompressedWriter.compress(frame.bytes, compression: compression, level: level)
-                } catch let e { error = e }
-            }
-            frame.bytes = []
-            if let error { record(error) }
-            var written = 0
-            order.withLock { order in
-                order.ready[number] = output
-                while let next = order.ready.removeValue(forKey: order.next) {
-                    if failure == nil {
-                        do throws(FileError) { try file.write(next) } catch {
-                            record(ArchiveError(operation: "write", message: error.description))
+                    try RawCompressedWriter.compress(&frame.bytes.chunks, compression: compression, level: level) { bytes in
+                        self.order.withLock { order in
+                            if order.next == number {
+                                writePending()
+                                write(bytes)
+                            } else {
+                                if pending.isEmpty { pending.reserveCapacity(inputBytes + inputBytes / 64 + (64 << 10)) }
+                                pending.append(contentsOf: bytes)
+                            }
                         }
                     }
+                } catch { record(error) }
+            }
+            frame.bytes = FrameBytes()
+            var written = 0
+            order.withLock { order in
+                guard order.next == number else {
+                    order.ready[number] = pending
+                    pending = []
+                    return
+                }
+                writePending()
+                order.next += 1
+                written += 1
+                while let next = order.ready.removeValue(forKey: order.next) {
+                    next.withUnsafeBytes { write($0) }
                     order.next += 1
                     written += 1
                 }
@@ -170,9 +205,34 @@ final class FrameCompressor: StreamCompressor, @unchecked Sendable {
         }
     }
 
-    /// A frame's input, let go of by the worker once compressed.
+    /// A frame's input, let go of by the worker as it is compressed.
     private final class Frame: @unchecked Sendable {
-        var bytes: [UInt8]
-        init(_ bytes: [UInt8]) { self.bytes = bytes }
+        var bytes: FrameBytes
+        init(_ bytes: FrameBytes) { self.bytes = bytes }
+    }
+
+    /// A frame's bytes in chunks of `chunkSize`: appending never copies what is there to grow a
+    /// buffer, and the compressing worker frees each chunk once libzstd has taken it in (it keeps
+    /// its own window copy), so a frame's input is not held twice.
+    struct FrameBytes {
+        static let chunkSize = 512 << 10
+        var chunks: [[UInt8]] = []
+        var count = 0
+        var isEmpty: Bool { count == 0 }
+
+        mutating func append(_ bytes: UnsafeRawBufferPointer) {
+            var rest = bytes[...]
+            while !rest.isEmpty {
+                if chunks.isEmpty || chunks[chunks.count - 1].count == Self.chunkSize {
+                    chunks.append([])
+                    chunks[chunks.count - 1].reserveCapacity(Self.chunkSize)
+                }
+                let room = Self.chunkSize - chunks[chunks.count - 1].count
+                let piece = rest.prefix(room)
+                chunks[chunks.count - 1].append(contentsOf: piece)
+                rest = rest.dropFirst(piece.count)
+            }
+            count += bytes.count
+        }
     }
 }

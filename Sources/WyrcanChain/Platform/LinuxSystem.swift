@@ -101,6 +101,15 @@ public enum LinuxSystem {
     }
 
     /// Online CPUs (at least 1).
+    /// Makes glibc hand every allocation of `bytes` or more straight back to the kernel when it
+    /// is freed. Why: by default glibc raises that threshold each time such a block is freed, so
+    /// the per-frame compression buffers (a few MB, allocated and freed per frame on every worker
+    /// thread) end up in per-thread heaps that keep their pages; fixing it lowers `wyrcan
+    /// convert`'s peak RSS with no measurable cost in time.
+    public static func returnLargeAllocations(from bytes: Int = 256 << 10) {
+        _ = wyr_set_mmap_threshold(Int32(bytes))
+    }
+
     public static var processorCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
     public static var kernelRelease: String {

@@ -24,12 +24,13 @@ final class RawCompressedWriter {
         case path(String)
         /// Written from its current offset; left open.
         case descriptor(Int32)
-        case memory
+        /// Handed to the closure as libarchive writes it (on the writing thread).
+        case sink((UnsafeRawBufferPointer) -> Void)
     }
 
     private let archive: OpaquePointer
-    /// The compressed bytes (target `.memory`).
-    private(set) var collected: [UInt8] = []
+    /// Where the compressed bytes go (target `.sink`).
+    private var sink: ((UnsafeRawBufferPointer) -> Void)? = nil
     private var closed = false
 
     init(_ target: Target, compression: CpioWriter.Compression, level: Int?) throws(ArchiveError) {
@@ -57,11 +58,12 @@ final class RawCompressedWriter {
                 try check(archive_write_open_filename(a, path), "open \(path)")
             case .descriptor(let fd):
                 try check(archive_write_open_fd(a, fd), "open the initrd")
-            case .memory:
+            case .sink(let sink):
+                self.sink = sink
                 let client = Unmanaged.passUnretained(self).toOpaque()
                 try check(archive_write_open(a, client, nil, { _, client, buffer, length in
                     let writer = Unmanaged<RawCompressedWriter>.fromOpaque(client!).takeUnretainedValue()
-                    writer.collected.append(contentsOf: UnsafeRawBufferPointer(start: buffer, count: length))
+                    writer.sink?(UnsafeRawBufferPointer(start: buffer, count: length))
                     return la_ssize_t(length)
                 }, nil), "open")
             }
@@ -93,12 +95,15 @@ final class RawCompressedWriter {
         if archive_write_close(archive) < ARCHIVE_WARN { throw .from(archive, "close") }
     }
 
-    /// `bytes` as one compressed frame.
-    static func compress(_ bytes: [UInt8], compression: CpioWriter.Compression, level: Int?) throws(ArchiveError) -> [UInt8] {
-        let writer = try RawCompressedWriter(.memory, compression: compression, level: level)
-        writer.collected.reserveCapacity(bytes.count / 2 + (64 << 10))
-        try writer.write(bytes)
+    /// `chunks` as one compressed frame, handed to `sink` as it is produced; each chunk is freed
+    /// as soon as the compressor has taken it in.
+    static func compress(_ chunks: inout [[UInt8]], compression: CpioWriter.Compression, level: Int?,
+                         to sink: @escaping (UnsafeRawBufferPointer) -> Void) throws(ArchiveError) {
+        let writer = try RawCompressedWriter(.sink(sink), compression: compression, level: level)
+        for i in chunks.indices {
+            try writer.write(chunks[i])
+            chunks[i] = []
+        }
         try writer.close()
-        return writer.collected
     }
 }
