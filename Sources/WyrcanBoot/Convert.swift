@@ -93,16 +93,25 @@ struct Convert: ParsableCommand {
         try FileSystem.createDirectory(output)
         let work = try FileSystem.temporaryDirectory(in: output, prefix: ".wyrcan-work")
         defer { FileSystem.removeTree(work) }
-        let pulled = try ImagePuller(options: options, quiet: quiet).pull(location, workDirectory: work)
         // Layers are decompressed once into the work directory (temporary space ≈ the
         // uncompressed layers) instead of twice — when the disk has room for them (estimated at
-        // 5× the compressed layers, plus the initrd's own room).
-        let compressed = FileSystem.totalSize(pulled.layers)
-        let stage = (FileSystem.freeSpace(work) ?? 0) > compressed * 10 + (256 << 20)
-        if !stage && !quiet {
-            printError("● Little free space in \(output): reading the layers twice instead of staging them decompressed")
+        // 5× the compressed layers, plus the initrd's own room) — each as soon as it is fetched,
+        // while the others still download.
+        let staging = Locked(false)
+        var puller = ImagePuller(options: options, quiet: quiet)
+        puller.beforeFetch = { [quiet] (image) throws(ConversionError) in
+            let compressed = image.manifest.layers.reduce(Int64(0)) { $0 + $1.size }
+            let room = (FileSystem.freeSpace(work) ?? 0) > compressed * 10 + (256 << 20)
+            staging.withLock { $0 = room }
+            if !room && !quiet {
+                printError("● Little free space in \(output): reading the layers twice instead of staging them decompressed")
+            }
         }
-        let artifacts = try InitrdBuilder(compression: compression, compressionLevel: level, stagingDirectory: stage ? work : nil,
+        puller.afterFetch = { (index, blob) throws(ConversionError) -> String in
+            staging.withLock { $0 } ? try InitrdBuilder.stage(layer: blob, index: index, in: work) : blob
+        }
+        let pulled = try puller.pull(location, workDirectory: work)
+        let artifacts = try InitrdBuilder(compression: compression, compressionLevel: level,
                                           compressionThreads: threads ?? LinuxSystem.processorCount)
             .build(layers: pulled.layers, outputDirectory: output)
         if !quiet {

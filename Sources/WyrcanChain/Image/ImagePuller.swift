@@ -7,6 +7,10 @@ public struct ImagePuller {
     public var quiet = false
     /// Called once the manifest is known, before any layer is fetched (e.g. a memory check).
     public var beforeFetch: (@Sendable (ResolvedImage) throws(ConversionError) -> Void)? = nil
+    /// Called with each layer (its index and verified blob) as soon as it is fetched, on the
+    /// fetching thread, while other layers may still be downloading; returns the path to hand
+    /// on in `Pulled.layers` (e.g. the layer decompressed: `InitrdBuilder.stage`).
+    public var afterFetch: (@Sendable (Int, String) throws(ConversionError) -> String)? = nil
 
     public init(options: RegistryOptions, quiet: Bool = false) {
         self.options = options
@@ -35,14 +39,17 @@ public struct ImagePuller {
     private func pullLayout(_ layout: OCILayout) throws(ConversionError) -> Pulled {
         let image: ResolvedImage
         do { image = try layout.resolve(platform: options.platform) } catch { throw .registry(error) }
+        try beforeFetch?(image)
         let layers = image.manifest.layers
         let progress = TransferProgress(title: "Verifying \(layout.name)", sizes: layers.map(\.size), labels: layers.map { short($0.digest) }, quiet: quiet)
+        let afterFetch = self.afterFetch
         let paths = try Parallel.map(layers.count, width: 2) { (i) throws(ConversionError) -> String in
+            let path: String
             do throws(RegistryError) {
-                let path = try layout.verifyBlob(layers[i]) { progress.update(layer: i, bytes: $0) }
-                progress.finished(layer: i)
-                return path
+                path = try layout.verifyBlob(layers[i]) { progress.update(layer: i, bytes: $0) }
             } catch { throw .registry(error) }
+            progress.finished(layer: i)
+            return try afterFetch?(i, path) ?? path
         }
         progress.complete()
         return Pulled(image: image, layers: paths)
@@ -57,6 +64,7 @@ public struct ImagePuller {
         do throws(FileError) { try FileSystem.createDirectory(workDirectory + "/blobs") } catch { throw .file(error) }
         let progress = TransferProgress(title: "Getting \(reference)", sizes: layers.map(\.size), labels: layers.map { short($0.digest) }, quiet: quiet)
         let options = self.options
+        let afterFetch = self.afterFetch
         let paths = try Parallel.map(layers.count, width: options.parallelDownloads) { (i) throws(ConversionError) -> String in
             let layer = layers[i]
             let path = "\(workDirectory)/blobs/\(layer.digest.hex)-\(i)"
@@ -65,7 +73,7 @@ public struct ImagePuller {
                 try client.fetchBlob(layer, to: path) { progress.update(layer: i, bytes: $0) }
             } catch { throw .registry(error) }
             progress.finished(layer: i)
-            return path
+            return try afterFetch?(i, path) ?? path
         }
         progress.complete()
         return Pulled(image: image, layers: paths)

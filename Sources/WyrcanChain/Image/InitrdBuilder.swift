@@ -98,15 +98,34 @@ public struct InitrdBuilder {
         let staged = Locked<[String]>([])
         do throws(ArchiveError) {
             return try Parallel.map(layers.count, width: width) { (i) throws(ArchiveError) -> String in
-                guard ArchiveReader.compression(of: layers[i]) != .none else { return "" }
-                let tar = "\(directory)/layer-\(i).tar"
+                guard let tar = try Self.plainTar(of: layers[i], index: i, in: directory) else { return "" }
                 staged.withLock { $0.append(tar) }
-                try ArchiveReader.decompress(layer: layers[i], to: tar)
                 if remove { FileSystem.remove(layers[i]) }
                 return tar
             }
         } catch {
             staged.withLock { $0 }.forEach(FileSystem.remove)
+            throw .archive(error)
+        }
+    }
+
+    /// Decompresses one layer blob into `directory` as a plain tar (`layer-INDEX.tar`, removed
+    /// again if that fails); nil for a blob that is not compressed.
+    static func plainTar(of blob: String, index: Int, in directory: String) throws(ArchiveError) -> String? {
+        guard ArchiveReader.compression(of: blob) != .none else { return nil }
+        let tar = "\(directory)/layer-\(index).tar"
+        do throws(ArchiveError) { try ArchiveReader.decompress(layer: blob, to: tar) } catch {
+            FileSystem.remove(tar)
+            throw error
+        }
+        return tar
+    }
+
+    /// Stages one layer as soon as it is fetched (for `ImagePuller.afterFetch`), so that layers
+    /// decompress while others still download: the plain tar's path, or the blob's own when it
+    /// is not compressed. `build` then reads plain tars, with no `stagingDirectory`.
+    public static func stage(layer blob: String, index: Int, in directory: String) throws(ConversionError) -> String {
+        do throws(ArchiveError) { return try plainTar(of: blob, index: index, in: directory) ?? blob } catch {
             throw .archive(error)
         }
     }
