@@ -113,6 +113,8 @@ struct BootAgent {
         options.insecureRegistries = Set(args.insecureRegistries)
         if let platform = args.platform { options.platform = platform }
         var puller = ImagePuller(options: options)
+        let plenty = Locked(false)
+        let pullDirectory = Self.workDirectory + "/pull"
         puller.beforeFetch = { (resolved) throws(ConversionError) in
             let layers = resolved.manifest.layers.reduce(Int64(0)) { $0 + $1.size }
             // Blobs, then an initrd of about the same size, then kexec's own copy of it.
@@ -120,18 +122,23 @@ struct BootAgent {
             if let available = LinuxSystem.memoryAvailable(), available < needed {
                 throw .notEnoughMemory(needed: needed, available: available)
             }
+            plenty.withLock { $0 = Self.memoryIsPlenty(compressedLayers: layers) }
+        }
+        // With memory to spare: decompress each layer once, as soon as it is fetched (its blob
+        // dropped then), and leave the initrd uncompressed.
+        puller.afterFetch = { (index, blob) throws(ConversionError) -> String in
+            guard plenty.withLock({ $0 }) else { return blob }
+            let tar = try InitrdBuilder.stage(layer: blob, index: index, in: pullDirectory)
+            if tar != blob { FileSystem.remove(blob) }
+            return tar
         }
         let artifacts: BootArtifacts
         do throws(ConversionError) {
-            let pulled = try puller.pull(.registry(image), workDirectory: Self.workDirectory + "/pull")
+            let pulled = try puller.pull(.registry(image), workDirectory: pullDirectory)
             Console.detail("manifest \(pulled.image.manifestDigest)")
-            let plenty = Self.memoryIsPlenty(layers: pulled.layers)
             let started = TransferProgress.now()
-            // With memory to spare: decompress each layer once (blobs dropped as they are staged)
-            // and leave the initrd uncompressed.
-            artifacts = try InitrdBuilder(
-                compression: plenty ? .none : .zstd,
-                stagingDirectory: plenty ? Self.workDirectory + "/pull" : nil, removeStagedBlobs: true)
+            let plenty = plenty.withLock { $0 }
+            artifacts = try InitrdBuilder(compression: plenty ? .none : .zstd)
                 .build(layers: pulled.layers, outputDirectory: Self.workDirectory + "/out")
             FileSystem.removeTree(Self.workDirectory + "/pull")
             Console.detail("converted in \(TransferProgress.tenths(TransferProgress.now() - started)) s: kernel \(TransferProgress.megabytes(artifacts.kernelBytes)), initrd \(TransferProgress.megabytes(artifacts.initrdBytes))\(plenty ? "" : " (zstd)")")
@@ -189,8 +196,7 @@ struct BootAgent {
     /// copy. Then the initrd stays uncompressed — it only moves from this RAM to the next
     /// kernel's, and compressing it here costs more time than the next kernel saves unpacking
     /// it — and layers are decompressed once. Otherwise zstd and two reads keep it small.
-    static func memoryIsPlenty(layers: [String]) -> Bool {
-        let compressed = FileSystem.totalSize(layers)
+    static func memoryIsPlenty(compressedLayers compressed: Int64) -> Bool {
         guard let available = LinuxSystem.memoryAvailable() else { return false }
         // /run (a tmpfs) must hold the staged tars and the initrd too.
         let room = FileSystem.freeSpace(workDirectory) ?? 0

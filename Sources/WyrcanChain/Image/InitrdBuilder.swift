@@ -17,8 +17,9 @@ public struct BootArtifacts: Sendable {
     public var imageEntries: [String: ArchiveEntryInfo] = [:]
 }
 
-/// Turns layer blobs (in manifest order) into `kernel`, `initrd` (cpio newc of the whole merged
-/// rootfs) and `cmdline` without unpacking to a filesystem:
+/// Turns layers (in manifest order: compressed blobs, or plain tars from `stage`) into `kernel`,
+/// `initrd` (cpio newc of the whole merged rootfs) and `cmdline` without unpacking to a
+/// filesystem:
 /// 1. read every layer's headers (layers in parallel) and merge them into a `RootfsTree`;
 /// 2. check the boot pieces (`/boot/wyrcan.kernel`, `/init`, `/boot/wyrcan.cmdline`) — before any
 ///    output is written;
@@ -30,22 +31,13 @@ public struct BootArtifacts: Sendable {
 public struct InitrdBuilder {
     public var compression: CpioWriter.Compression = .zstd
     public var compressionLevel: Int? = nil
-    /// Where to decompress compressed layers first, so steps 1 and 3 read plain tar and each layer
-    /// is decompressed once, not twice (it costs the uncompressed layers' size there). nil: read
-    /// the compressed blobs twice, holding nothing more.
-    public var stagingDirectory: String? = nil
-    /// Delete each compressed blob once it is staged (the boot agent's blobs live in RAM).
-    public var removeStagedBlobs = false
     /// Compression threads (see `CpioWriter`): more than 1 writes frames of whole members; 1 keeps
     /// memory lowest.
     public var compressionThreads = 1
 
-    public init(compression: CpioWriter.Compression = .zstd, compressionLevel: Int? = nil,
-                stagingDirectory: String? = nil, removeStagedBlobs: Bool = false, compressionThreads: Int = 1) {
+    public init(compression: CpioWriter.Compression = .zstd, compressionLevel: Int? = nil, compressionThreads: Int = 1) {
         self.compression = compression
         self.compressionLevel = compressionLevel
-        self.stagingDirectory = stagingDirectory
-        self.removeStagedBlobs = removeStagedBlobs
         self.compressionThreads = compressionThreads
     }
 
@@ -55,14 +47,6 @@ public struct InitrdBuilder {
     static let maximumCmdlineBytes = 4096
 
     public func build(layers: [String], outputDirectory: String) throws(ConversionError) -> BootArtifacts {
-        var layers = layers
-        var staged: [String] = []
-        defer { staged.forEach(FileSystem.remove) }
-        if let stagingDirectory {
-            staged = try stage(layers, in: stagingDirectory)
-            layers = zip(layers, staged).map { $1.isEmpty ? $0 : $1 }
-            staged = staged.filter { !$0.isEmpty }
-        }
         let tree = try Self.merge(layers: layers)
         let boot = try Self.bootPieces(tree)
 
@@ -90,44 +74,18 @@ public struct InitrdBuilder {
         }
     }
 
-    /// Step 0 (with a staging directory): decompress the compressed layers in parallel; returns
-    /// each layer's plain tar path, or "" for a layer that is not compressed.
-    private func stage(_ layers: [String], in directory: String) throws(ConversionError) -> [String] {
-        let remove = removeStagedBlobs
-        let width = LinuxSystem.processorCount
-        let staged = Locked<[String]>([])
-        do throws(ArchiveError) {
-            return try Parallel.map(layers.count, width: width) { (i) throws(ArchiveError) -> String in
-                guard let tar = try Self.plainTar(of: layers[i], index: i, in: directory) else { return "" }
-                staged.withLock { $0.append(tar) }
-                if remove { FileSystem.remove(layers[i]) }
-                return tar
-            }
-        } catch {
-            staged.withLock { $0 }.forEach(FileSystem.remove)
-            throw .archive(error)
-        }
-    }
-
     /// Decompresses one layer blob into `directory` as a plain tar (`layer-INDEX.tar`, removed
-    /// again if that fails); nil for a blob that is not compressed.
-    static func plainTar(of blob: String, index: Int, in directory: String) throws(ArchiveError) -> String? {
-        guard ArchiveReader.compression(of: blob) != .none else { return nil }
+    /// again if that fails), so that `build`, which reads every layer twice (headers, then data),
+    /// decompresses it once; returns the tar's path, or the blob's own when it is not compressed.
+    /// Meant for `ImagePuller.afterFetch`: layers decompress while others still download.
+    public static func stage(layer blob: String, index: Int, in directory: String) throws(ConversionError) -> String {
+        guard ArchiveReader.compression(of: blob) != .none else { return blob }
         let tar = "\(directory)/layer-\(index).tar"
         do throws(ArchiveError) { try ArchiveReader.decompress(layer: blob, to: tar) } catch {
             FileSystem.remove(tar)
-            throw error
-        }
-        return tar
-    }
-
-    /// Stages one layer as soon as it is fetched (for `ImagePuller.afterFetch`), so that layers
-    /// decompress while others still download: the plain tar's path, or the blob's own when it
-    /// is not compressed. `build` then reads plain tars, with no `stagingDirectory`.
-    public static func stage(layer blob: String, index: Int, in directory: String) throws(ConversionError) -> String {
-        do throws(ArchiveError) { return try plainTar(of: blob, index: index, in: directory) ?? blob } catch {
             throw .archive(error)
         }
+        return tar
     }
 
     /// Step 1: scan layers in parallel, merge in order.
