@@ -94,14 +94,14 @@ struct Convert: ParsableCommand {
         let work = try FileSystem.temporaryDirectory(in: output, prefix: ".wyrcan-work")
         defer { FileSystem.removeTree(work) }
         // Layers are decompressed once into the work directory (temporary space ≈ the
-        // uncompressed layers) instead of twice — when the disk has room for them (estimated at
-        // 5× the compressed layers, plus the initrd's own room) — each as soon as it is fetched,
-        // while the others still download.
+        // uncompressed layers) instead of twice — when the disk has room for them and the blobs
+        // (estimated at 10× the compressed layers, plus the initrd's own room) — each as soon as
+        // it is fetched, while the others still download.
         let staging = Locked(false)
         var puller = ImagePuller(options: options, quiet: quiet)
         puller.beforeFetch = { [quiet] (image) throws(ConversionError) in
             let compressed = image.manifest.layers.reduce(Int64(0)) { $0 + $1.size }
-            let room = (FileSystem.freeSpace(work) ?? 0) > compressed * 10 + (256 << 20)
+            let room = (FileSystem.freeSpace(work) ?? 0) > compressed * 11 + (256 << 20)  // (blobs not fetched yet)
             staging.withLock { $0 = room }
             if !room && !quiet {
                 printError("● Little free space in \(output): reading the layers twice instead of staging them decompressed")

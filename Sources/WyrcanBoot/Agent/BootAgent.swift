@@ -129,7 +129,7 @@ struct BootAgent {
         puller.afterFetch = { (index, blob) throws(ConversionError) -> String in
             guard plenty.withLock({ $0 }) else { return blob }
             let tar = try InitrdBuilder.stage(layer: blob, index: index, in: pullDirectory)
-            if tar != blob { FileSystem.remove(blob) }
+            if tar != blob && blob.hasPrefix(pullDirectory + "/") { FileSystem.remove(blob) }
             return tar
         }
         let artifacts: BootArtifacts
@@ -196,11 +196,12 @@ struct BootAgent {
     /// copy. Then the initrd stays uncompressed — it only moves from this RAM to the next
     /// kernel's, and compressing it here costs more time than the next kernel saves unpacking
     /// it — and layers are decompressed once. Otherwise zstd and two reads keep it small.
+    /// Asked before the blobs are fetched, so their own room (1×) is counted too.
     static func memoryIsPlenty(compressedLayers compressed: Int64) -> Bool {
         guard let available = LinuxSystem.memoryAvailable() else { return false }
-        // /run (a tmpfs) must hold the staged tars and the initrd too.
+        // /run (a tmpfs) must hold the blobs, the staged tars and the initrd too.
         let room = FileSystem.freeSpace(workDirectory) ?? 0
-        return available > compressed * 8 + (256 << 20) && room > compressed * 9 + (64 << 20)
+        return available > compressed * 9 + (256 << 20) && room > compressed * 10 + (64 << 20)
     }
 
     /// `wyr.extra_args_url`: fetches more parameters (S3 secrets, volumes) after network-up and

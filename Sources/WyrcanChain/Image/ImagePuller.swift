@@ -43,7 +43,8 @@ public struct ImagePuller {
         let layers = image.manifest.layers
         let progress = TransferProgress(title: "Verifying \(layout.name)", sizes: layers.map(\.size), labels: layers.map { short($0.digest) }, quiet: quiet)
         let afterFetch = self.afterFetch
-        let paths = try Parallel.map(layers.count, width: 2) { (i) throws(ConversionError) -> String in
+        // (Verifying reads the disk; staging in `afterFetch`, if any, uses a CPU each.)
+        let paths = try Parallel.map(layers.count, width: max(2, LinuxSystem.processorCount)) { (i) throws(ConversionError) -> String in
             let path: String
             do throws(RegistryError) {
                 path = try layout.verifyBlob(layers[i]) { progress.update(layer: i, bytes: $0) }

@@ -235,10 +235,15 @@ public final class ArchiveReader {
             throw ArchiveError(operation: "create \(output)", message: error.description)
         }
         var failure: FileError? = nil
-        try readDecompressed(path, trailer: trailer(for: compression(of: path))) { chunk in
-            if failure == nil { do throws(FileError) { try file.write(chunk) } catch { failure = error } }
+        do throws(ArchiveError) {
+            try readDecompressed(path, trailer: trailer(for: compression(of: path))) { chunk in
+                // (Stops at the first failed write: a full disk need not decompress the rest.)
+                do throws(FileError) { try file.write(chunk) } catch { failure = error; throw error }
+            }
+        } catch {
+            if let failure { throw ArchiveError(operation: "write \(output)", message: failure.description) }
+            throw error
         }
-        if let failure { throw ArchiveError(operation: "write \(output)", message: failure.description) }
     }
 
     /// The whole decompressed contents of a (small) compressed file, e.g. a kernel module.
@@ -249,7 +254,7 @@ public final class ArchiveReader {
     }
 
     /// The single stream of a compressed file (raw format), chunk by chunk.
-    private static func readDecompressed(_ path: String, trailer: [UInt8], _ body: (UnsafeRawBufferPointer) -> Void) throws(ArchiveError) {
+    private static func readDecompressed(_ path: String, trailer: [UInt8], _ body: (UnsafeRawBufferPointer) throws -> Void) throws(ArchiveError) {
         let reader = try ArchiveReader(path: path, trailer: trailer, raw: true)
         guard try reader.next() != nil else { throw ArchiveError(operation: "decompress \(path)", message: "empty stream") }
         do {

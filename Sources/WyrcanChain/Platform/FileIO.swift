@@ -62,14 +62,21 @@ public final class FileHandleFD {
 
     /// Reads up to `count` bytes; an empty result means end of file.
     public func read(upTo count: Int) throws(FileError) -> [UInt8] {
-        var buffer = [UInt8](repeating: 0, count: count)
         while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, count) }
+            // Read straight into the result: one allocation, not zeroed, not copied.
+            var n = 0
+            var error: Int32 = 0
+            let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+                n = Glibc.read(fd, buffer.baseAddress, count)
+                error = n < 0 ? errno : 0
+                initialized = max(n, 0)
+            }
             if n < 0 {
-                if errno == EINTR { continue }
+                if error == EINTR { continue }
+                errno = error
                 throw .last("read", path)
             }
-            return Array(buffer.prefix(n))
+            return bytes
         }
     }
 

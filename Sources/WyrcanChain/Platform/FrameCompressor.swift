@@ -85,6 +85,7 @@ final class FrameCompressor: StreamCompressor, @unchecked Sendable {
                 do throws(ArchiveError) {
                     writer = try RawCompressedWriter(.descriptor(file.fd), compression: compression, level: level)
                 } catch {
+                    current = FrameBytes()  // (its permit goes back with the others)
                     releaseAll()
                     throw error
                 }

@@ -100,7 +100,6 @@ public enum LinuxSystem {
         guard wyr_set_inode_flags(fd, &flags) == 0 else { throw .last("clear the immutable flag of \(path)") }
     }
 
-    /// Online CPUs (at least 1).
     /// Makes glibc hand every allocation of `bytes` or more straight back to the kernel when it
     /// is freed. Why: by default glibc raises that threshold each time such a block is freed, so
     /// the per-frame compression buffers (a few MB, allocated and freed per frame on every worker
@@ -110,6 +109,7 @@ public enum LinuxSystem {
         _ = wyr_set_mmap_threshold(Int32(bytes))
     }
 
+    /// Online CPUs (at least 1).
     public static var processorCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
     public static var kernelRelease: String {
