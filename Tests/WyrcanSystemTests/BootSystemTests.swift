@@ -48,7 +48,12 @@ import Testing
 
     nonisolated(unsafe) static var shared: Rig?
     nonisolated(unsafe) static var registryPID: Int32 = 0
+    /// Suites run in parallel and several share this rig (VolumeBootSystemTests too): built once,
+    /// under a lock — two builders in the same directory rebuilt each other's test image.
+    static let rigLock = NSLock()
     static func rig() throws -> Rig {
+        rigLock.lock()
+        defer { rigLock.unlock() }
         if let shared { return shared }
         let r = try Rig()
         shared = r
