@@ -100,7 +100,7 @@ struct Convert: ParsableCommand {
         let staging = Locked(false)
         var puller = ImagePuller(options: options, quiet: quiet)
         puller.beforeFetch = { [quiet] (image) throws(ConversionError) in
-            let compressed = image.manifest.layers.reduce(Int64(0)) { $0 + $1.size }
+            let compressed = image.manifest.layersSize
             let room = (FileSystem.freeSpace(work) ?? 0) > compressed * 11 + (256 << 20)  // (blobs not fetched yet)
             staging.withLock { $0 = room }
             if !room && !quiet {

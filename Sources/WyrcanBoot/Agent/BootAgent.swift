@@ -116,7 +116,7 @@ struct BootAgent {
         let plenty = Locked(false)
         let pullDirectory = Self.workDirectory + "/pull"
         puller.beforeFetch = { (resolved) throws(ConversionError) in
-            let layers = resolved.manifest.layers.reduce(Int64(0)) { $0 + $1.size }
+            let layers = resolved.manifest.layersSize
             // Blobs, then an initrd of about the same size, then kexec's own copy of it.
             let needed = layers * 3 + (64 << 20)
             if let available = LinuxSystem.memoryAvailable(), available < needed {

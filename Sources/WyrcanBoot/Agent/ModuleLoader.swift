@@ -153,13 +153,6 @@ struct ModuleLoader {
         var loaded = Set<String>()
         var failures: [String] = []
 
-        init(root: String, deps: [String: (String, [String])], softDeps: [String: [String]], aliases: [String: [String]]) {
-            self.root = root
-            self.deps = deps
-            self.softDeps = softDeps
-            self.aliases = aliases
-        }
-
         /// A module by name, or every module behind a plain alias (ext4's softdep `crc32c` is
         /// crc32c_generic or crc32c_intel); false when neither is shipped.
         mutating func load(name: String) -> Bool {

@@ -22,6 +22,9 @@ public struct Manifest: Sendable, Codable {
     public var mediaType: String?
     public var config: Descriptor
     public var layers: [Descriptor]
+
+    /// The layers' (compressed) bytes in all: what a pull downloads.
+    public var layersSize: Int64 { layers.reduce(0) { $0 + $1.size } }
 }
 
 /// An image index (OCI) or manifest list (Docker): one manifest per platform.

@@ -73,8 +73,7 @@ public final class FileHandleFD {
             }
             if n < 0 {
                 if error == EINTR { continue }
-                errno = error
-                throw .last("read", path)
+                throw FileError(operation: "read", path: path, code: error)
             }
             return bytes
         }
@@ -135,11 +134,6 @@ public enum FileSystem {
     }
 
     public static func remove(_ path: String) { unlink(path) }
-
-    /// The summed size of `paths` (missing files count 0), e.g. the compressed layers.
-    public static func totalSize(_ paths: [String]) -> Int64 {
-        paths.reduce(Int64(0)) { $0 + (size($1) ?? 0) }
-    }
 
     /// Bytes an unprivileged writer can still use on the filesystem holding `path`.
     public static func freeSpace(_ path: String) -> Int64? {
