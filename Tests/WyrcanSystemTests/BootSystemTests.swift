@@ -13,7 +13,7 @@ import Testing
         init() throws {
             dir = try Sys.tempDir("boot")
             // Built by scripts/test before `swift test` (a nested swift build would wait for the lock).
-            for artifact in ["/out/wyrcan.kernel", "/out/wyrcan.initrd", "/out/wyrcan-oci/index.json"]
+            for artifact in ["/out/wyrcan.kernel", "/out/wyrcan.vmlinux", "/out/wyrcan.initrd", "/out/wyrcan-oci/index.json"]
             where !FileManager.default.fileExists(atPath: Sys.root + artifact) {
                 throw SysError("\(artifact) is missing: run scripts/build-initramfs --oci out/wyrcan-oci first (make test does)")
             }
@@ -30,8 +30,9 @@ import Testing
         }
 
         /// Boots Wyrcan with `cmdline`; returns the serial console text and the seconds it took.
+        /// `kernel`: Wyrcan's bzImage, or `wyrcan.vmlinux` (QEMU starts that ELF at its PVH entry).
         func boot(_ name: String, cmdline: String, timeout: Int = 240, efiVars: String? = nil, disk: String? = nil,
-                  nic: String = "virtio-net-pci") throws -> (String, Double) {
+                  nic: String = "virtio-net-pci", kernel: String = "wyrcan.kernel") throws -> (String, Double) {
             let log = "\(dir)/\(name).console"
             let start = Date()
             let firmware = efiVars.map {
@@ -40,7 +41,7 @@ import Testing
             let drive = disk.map { ["-drive", "file=\($0),if=virtio,format=raw"] } ?? []
             _ = try Sys.run("/usr/bin/timeout", ["\(timeout)", "qemu-system-x86_64", "-accel", "tcg", "-m", "2G", "-display", "none",
                 "-serial", "file:\(log)", "-monitor", "none", "-no-reboot"] + firmware + drive + [
-                "-kernel", Sys.root + "/out/wyrcan.kernel", "-initrd", Sys.root + "/out/wyrcan.initrd", "-append", cmdline,
+                "-kernel", Sys.root + "/out/" + kernel, "-initrd", Sys.root + "/out/wyrcan.initrd", "-append", cmdline,
                 "-netdev", "user,id=n0", "-device", "\(nic),netdev=n0,mac=52:54:00:12:34:56"])
             return ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "", Date().timeIntervalSince(start))
         }
@@ -100,6 +101,18 @@ import Testing
         let hosts = try Sys.sh("curl -s http://127.0.0.1:\(serve.port)/v1/hosts").stdout
         #expect(hosts.contains("\"stage\" : \"kexec\""), "\(hosts)")
         print("direct boot: \(Int(seconds)) s from QEMU start to the test image's marker (TCG)")
+    }
+
+    /// The uncompressed kernel for virtual machines (out/wyrcan.vmlinux, started at its PVH entry,
+    /// without the bzImage's self-decompression) boots the agent, which kexecs the image's bzImage.
+    @Test(.timeLimit(.minutes(10)))
+    func pvhKernelBootsTheImage() throws {
+        let rig = try Self.rig()
+        let cmdline = "console=ttyS0 wyr.img=\(rig.guestRegistry)/test/hello wyr.insecure=\(rig.guestRegistry) wyr.arg=pvh=1"
+        let (console, seconds) = try rig.boot("pvh", cmdline: cmdline, kernel: "wyrcan.vmlinux")
+        #expect(console.contains("● Booting \(rig.guestRegistry)/test/hello:latest ("), "console:\n\(console.suffix(4000))")
+        #expect(Self.marker(console) == "console=ttyS0 pvh=1", "console:\n\(console.suffix(4000))")
+        print("PVH boot: \(Int(seconds)) s from QEMU start to the test image's marker (TCG)")
     }
 
     @Test(.timeLimit(.minutes(10)))
