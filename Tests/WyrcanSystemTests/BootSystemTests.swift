@@ -115,6 +115,21 @@ import Testing
         print("PVH boot: \(Int(seconds)) s from QEMU start to the test image's marker (TCG)")
     }
 
+    /// scripts/extract-vmlinux: the ELF inside Wyrcan's bzImage (with its PVH entry, or it says
+    /// so), and a one-line error naming a file that is not a bzImage, writing nothing.
+    @Test func extractVmlinuxChecksWhatItExtracts() throws {
+        let dir = try Sys.tempDir("vmlinux")
+        let script = Sys.root + "/scripts/extract-vmlinux"
+        let good = try Sys.run(script, [Sys.root + "/out/wyrcan.kernel", dir + "/vmlinux"])
+        #expect(good.status == 0, "\(good.stderr)")
+        let elf = try Data(contentsOf: URL(fileURLWithPath: dir + "/vmlinux")).prefix(4)
+        #expect(Array(elf) == [0x7f, 0x45, 0x4c, 0x46])
+        let bad = try Sys.run(script, [Sys.root + "/README.md", dir + "/not-a-kernel"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("README.md: not an xz-compressed x86 bzImage"), "\(bad.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/not-a-kernel"))
+    }
+
     @Test(.timeLimit(.minutes(10)))
     func chainedSelfUpgradeCarriesNestedArgs() throws {
         let rig = try Self.rig()
