@@ -119,15 +119,19 @@ import Testing
     /// so), and a one-line error naming a file that is not a bzImage, writing nothing.
     @Test func extractVmlinuxChecksWhatItExtracts() throws {
         let dir = try Sys.tempDir("vmlinux")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let script = Sys.root + "/scripts/extract-vmlinux"
         let good = try Sys.run(script, [Sys.root + "/out/wyrcan.kernel", dir + "/vmlinux"])
         #expect(good.status == 0, "\(good.stderr)")
-        let elf = try Data(contentsOf: URL(fileURLWithPath: dir + "/vmlinux")).prefix(4)
-        #expect(Array(elf) == [0x7f, 0x45, 0x4c, 0x46])
-        let bad = try Sys.run(script, [Sys.root + "/README.md", dir + "/not-a-kernel"])
-        #expect(bad.status != 0)
-        #expect(bad.stderr.contains("README.md: not an xz-compressed x86 bzImage"), "\(bad.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: dir + "/not-a-kernel"))
+        let file = try #require(FileHandle(forReadingAtPath: dir + "/vmlinux"))
+        defer { try? file.close() }
+        #expect(Array(try file.read(upToCount: 4) ?? Data()) == [0x7f, 0x45, 0x4c, 0x46])
+        for (input, reason) in [("/README.md", "not an x86 bzImage (no boot-protocol header)"), ("/missing-kernel", "No such file or directory")] {
+            let bad = try Sys.run(script, [Sys.root + input, dir + "/not-a-kernel"])
+            #expect(bad.status != 0)
+            #expect(bad.stderr == "extract-vmlinux: \(Sys.root + input): \(reason)\n", "\(bad.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: dir + "/not-a-kernel"))
+        }
     }
 
     @Test(.timeLimit(.minutes(10)))
