@@ -13,7 +13,7 @@ import Testing
         init() throws {
             dir = try Sys.tempDir("boot")
             // Built by scripts/test before `swift test` (a nested swift build would wait for the lock).
-            for artifact in ["/out/wyrcan.kernel", "/out/wyrcan.vmlinux", "/out/wyrcan.initrd", "/out/wyrcan-oci/index.json"]
+            for artifact in ["/out/wyrcan.kernel", "/out/wyrcan.initrd", "/out/wyrcan-oci/index.json"]
             where !FileManager.default.fileExists(atPath: Sys.root + artifact) {
                 throw SysError("\(artifact) is missing: run scripts/build-initramfs --oci out/wyrcan-oci first (make test does)")
             }
@@ -107,6 +107,9 @@ import Testing
     /// without the bzImage's self-decompression) boots the agent, which kexecs the image's bzImage.
     @Test(.timeLimit(.minutes(10)))
     func pvhKernelBootsTheImage() throws {
+        // (Only this test needs it: build-initramfs warns, not fails, for a kernel it cannot unpack.)
+        try #require(FileManager.default.fileExists(atPath: Sys.root + "/out/wyrcan.vmlinux"),
+                     "out/wyrcan.vmlinux is missing: run scripts/build-initramfs (make test does)")
         let rig = try Self.rig()
         let cmdline = "console=ttyS0 wyr.img=\(rig.guestRegistry)/test/hello wyr.insecure=\(rig.guestRegistry) wyr.arg=pvh=1"
         let (console, seconds) = try rig.boot("pvh", cmdline: cmdline, kernel: "wyrcan.vmlinux")
