@@ -44,8 +44,8 @@ struct Convert: ParsableCommand {
     @Option(name: .customLong("insecure-registry"), help: ArgumentHelp("Reach this registry over plain HTTP (repeatable).", valueName: "HOST[:PORT]"))
     var insecureRegistries: [String] = []
 
-    @Option(name: .customLong("ca-file"), help: ArgumentHelp("PEM file of CAs to trust for HTTPS registries.", valueName: "FILE"))
-    var caFile: String?
+    @Option(name: .customLong("ca-file"), help: ArgumentHelp("PEM file of CAs to trust for HTTPS: FILE for every registry, HOST[:PORT]=FILE for one registry or mirror (repeatable).", valueName: "[HOST=]FILE"))
+    var caFiles: [String] = []
 
     @Option(name: .customLong("auth-file"), help: ArgumentHelp("Docker-style config.json / auth.json with registry credentials.", valueName: "FILE"))
     var authFile: String?
@@ -68,6 +68,12 @@ struct Convert: ParsableCommand {
         }
     }
 
+    /// `HOST[:PORT]=FILE` → (host, file); a plain `FILE` (which may hold `=` after a `/`) → (nil, file).
+    static func caFileOption(_ value: String) -> (host: String?, file: String) {
+        guard let eq = value.firstIndex(of: "="), !value[..<eq].contains("/"), eq != value.startIndex else { return (nil, value) }
+        return (String(value[..<eq]), String(value[value.index(after: eq)...]))
+    }
+
     func convert() throws -> String {
         guard let compression = CpioWriter.Compression(rawValue: compression) else {
             throw ValidationError("--compression must be zstd, gzip or none")
@@ -82,7 +88,16 @@ struct Convert: ParsableCommand {
         let location = try ImageLocation(parsing: image)
         var options = RegistryOptions()
         options.insecureRegistries = Set(insecureRegistries)
-        options.caFile = caFile
+        for value in caFiles {
+            let (host, file) = Self.caFileOption(value)
+            guard FileSystem.exists(file) else { throw ValidationError("--ca-file \(value): \(file) does not exist") }
+            if let host {
+                options.caFiles[host] = file
+            } else {
+                guard options.caFile == nil else { throw ValidationError("--ca-file: give one FILE for every registry; use HOST=FILE for others") }
+                options.caFile = file
+            }
+        }
         if let platform { options.platform = try Platform(parsing: platform) }
         if let authFile { try options.loadAuthFile(authFile) }
         if case .registry(let reference) = location, !mirror.isEmpty {

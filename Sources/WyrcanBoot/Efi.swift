@@ -32,14 +32,26 @@ struct Efi: ParsableCommand {
     }
 
     struct Write: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Validate a cmdline and store its wyr.img, wyr.arg and wyr.net.* in EFI.")
+        static let configuration = CommandConfiguration(
+            abstract: "Validate a cmdline and store its wyr.img, wyr.arg and wyr.net.* in EFI.",
+            discussion: """
+                Checks the cmdline's grammar and that its image resolves in the registry to a                 manifest for the platform (wyr.insecure= and wyr.platform= of the cmdline apply),                 then writes the variable. Nothing is written, and a stored config stays, when a                 check fails. At boot, wyr.efi=write stores only after the image was pulled and                 converted.
+                """)
         @Option(help: "The cmdline to store (it must name an image).") var cmdline: String
         @Option(help: "efivarfs directory.") var efivars = "/sys/firmware/efi/efivars"
+        @Flag(help: "Do not contact the registry (only the cmdline's grammar is checked).") var noCheck = false
         func run() throws {
             do {
                 let args = try WyrcanArgs(parsing: cmdline)
-                guard args.image != nil else { throw CmdlineError.missingValue(parameter: "wyr.img", expected: "REGISTRY/IMAGE") }
+                guard let image = args.image else { throw CmdlineError.missingValue(parameter: "wyr.img", expected: "REGISTRY/IMAGE") }
                 _ = try args.nextCmdline()
+                if !noCheck {
+                    var options = RegistryOptions()
+                    options.insecureRegistries = Set(args.insecureRegistries)
+                    if let platform = args.platform { options.platform = platform }
+                    let resolved = try RegistryClient(reference: image, options: options).resolve()
+                    printError("\(image) resolves to \(resolved.manifestDigest) (\(resolved.platform), \(resolved.manifest.layers.count) layers)")
+                }
                 try EFIVariableStore(directory: efivars).write(try StoredConfig(args: args))
                 print("stored: \(try StoredConfig(args: args).cmdlineText())")
             } catch {

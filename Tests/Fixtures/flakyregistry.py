@@ -8,19 +8,24 @@ layout, to test retries, Range resume and digest checks against a real HTTP peer
 --throttle-first  the first manifest request answers 429 with Retry-After: 1
 --corrupt         every blob is served with one byte flipped
 --ignore-range    Range headers are ignored (always 200 with the whole blob)
+--unavailable-first  the first manifest request answers 503 with Retry-After as an HTTP date
+                  2 s ahead (the log line gets the time it was served)
+--cut-always      every blob GET sends half of what was asked for, then closes the connection
+--wrong-digest    manifests by tag come with a Docker-Content-Digest that is not theirs
+--deny            every /v2/ request answers 401 with a Basic challenge (a mirror we may not use)
 --bearer          requires a Bearer token from GET /token (anonymous, or Basic wyrcan:s3cret for
                   the "authenticated" token), announced by a WWW-Authenticate challenge
 Every request is logged to stdout as "METHOD PATH RANGE" so tests can assert on them.
 Serves any repository name; tags resolve through the layout's ref.name annotations.
 """
-import base64, http.server, json, os, signal, sys, threading
+import base64, email.utils, http.server, json, os, signal, sys, threading, time
 
 # Children of a test runner may inherit an ignored SIGTERM: exit on it explicitly.
 signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
 
 layout, port_file = sys.argv[1], sys.argv[2]
 flags = set(sys.argv[3:])
-seen_blobs, state = set(), {"throttled": False}
+seen_blobs, state = set(), {"throttled": False, "unavailable": False}
 lock = threading.Lock()
 
 def index():
@@ -45,7 +50,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         rng = self.headers.get("Range", "-")
-        print(f"{self.command} {self.path} {rng} {self.headers.get('Authorization', '-')}", flush=True)
+        print(f"{self.command} {self.path} {rng} {self.headers.get('Authorization', '-')} at {time.time():.2f}", flush=True)
         parts = self.path.split("/")
         if self.path.startswith("/token"):
             auth = self.headers.get("Authorization", "")
@@ -56,6 +61,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     return self.send_bytes(401, b'{"errors":[{"code":"DENIED","message":"bad credentials"}]}', "application/json")
             token = "token-for-" + ("wyrcan" if user else "anonymous")
             return self.send_bytes(200, json.dumps({"token": token, "expires_in": 300}).encode(), "application/json")
+        if "--deny" in flags:
+            return self.send_bytes(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"not for you"}]}', "application/json", {"WWW-Authenticate": 'Basic realm="flaky"'})
         if "--bearer" in flags and not self.headers.get("Authorization", "").startswith("Bearer token-for-"):
             port = self.server.server_address[1]
             challenge = f'Bearer realm="http://127.0.0.1:{port}/token",service="flaky",scope="repository:any/name:pull"'
@@ -70,6 +77,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if "--throttle-first" in flags and not state["throttled"]:
                     state["throttled"] = True
                     return self.send_bytes(429, b'{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}', "application/json", {"Retry-After": "1"})
+                if "--unavailable-first" in flags and not state["unavailable"]:
+                    state["unavailable"] = True
+                    when = email.utils.formatdate(time.time() + 2, usegmt=True)
+                    return self.send_bytes(503, b'{"errors":[{"code":"UNAVAILABLE","message":"back soon"}]}', "application/json", {"Retry-After": when})
             desc = None
             for m in index()["manifests"]:
                 if m["digest"] == ref or m.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref:
@@ -83,7 +94,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if desc is None:
                 return self.send_bytes(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}', "application/json")
             body = open(os.path.join(layout, "blobs", "sha256", desc["digest"][7:]), "rb").read()
-            return self.send_bytes(200, body, desc["mediaType"], {"Docker-Content-Digest": desc["digest"]})
+            announced = "sha256:" + "0" * 64 if "--wrong-digest" in flags else desc["digest"]
+            return self.send_bytes(200, body, desc["mediaType"], {"Docker-Content-Digest": announced})
         if kind == "blobs":
             path = os.path.join(layout, "blobs", "sha256", ref[7:])
             if not os.path.exists(path):
@@ -101,6 +113,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(bytes(body[:half]))
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            if "--cut-always" in flags and len(body) > 1:
+                start = int(rng[6:].split("-")[0]) if rng.startswith("bytes=") else 0
+                rest = bytes(body[start:])
+                self.send_response(206 if start else 200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(rest)))
+                if start:
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                self.end_headers()
+                self.wfile.write(rest[:max(1, len(rest) // 2)])
                 self.wfile.flush()
                 self.close_connection = True
                 return

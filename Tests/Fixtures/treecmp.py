@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Compares two unpacked root filesystems: paths, types, permission bits, owners, symlink targets,
-device numbers, file contents and hard-link groups. Prints each difference; exit 1 if any.
+device numbers, file contents and mtimes, and hard-link groups. (Not the root directory itself:
+GNU `cpio -i` does not apply a "." member to an existing directory; the kernel does.) Prints each difference; exit 1 if any.
 
     treecmp.py EXPECTED_DIR ACTUAL_DIR [--absent PATH]...
 
@@ -25,6 +26,7 @@ def scan(root, absent=()):
             elif stat.S_ISREG(st.st_mode):
                 with open(full, "rb") as f:
                     rec["sha256"] = hashlib.sha256(f.read()).hexdigest()
+                rec["mtime"] = int(st.st_mtime)
                 inodes.setdefault(st.st_ino, []).append(rel)
             elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
                 rec["rdev"] = (os.major(st.st_rdev), os.minor(st.st_rdev))

@@ -45,6 +45,43 @@ import Testing
                 "-netdev", "user,id=n0", "-device", "\(nic),netdev=n0,mac=52:54:00:12:34:56"])
             return ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "", Date().timeIntervalSince(start))
         }
+
+        /// Boots Wyrcan with the serial console on QEMU's stdin/stdout; once the console shows
+        /// `prompt`, types `input`, waits up to 30 s for `answer`, then stops QEMU (by PID).
+        /// Returns the console text.
+        func bootAndType(_ name: String, cmdline: String, prompt: String, input: String, answer: String, timeout: Double) throws -> String {
+            let log = "\(dir)/\(name).console"
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
+            let qemu = Process()
+            let stdin = Pipe()
+            qemu.executableURL = URL(fileURLWithPath: "/usr/bin/qemu-system-x86_64")
+            qemu.arguments = ["-accel", "tcg", "-m", "2G", "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
+                              "-kernel", Sys.root + "/out/wyrcan.kernel", "-initrd", Sys.root + "/out/wyrcan.initrd", "-append", cmdline,
+                              "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56"]
+            qemu.standardInput = stdin
+            qemu.standardOutput = FileHandle(forWritingAtPath: log)!
+            qemu.standardError = FileHandle.nullDevice
+            try qemu.run()
+            defer {
+                if qemu.isRunning { kill(qemu.processIdentifier, SIGKILL) }
+                qemu.waitUntilExit()
+            }
+            func console() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+            func wait(for text: String, seconds: Double) -> Bool {
+                let end = Date().addingTimeInterval(seconds)
+                while Date() < end && qemu.isRunning {
+                    if console().contains(text) { return true }
+                    usleep(200_000)
+                }
+                return console().contains(text)
+            }
+            if wait(for: prompt, seconds: timeout) {
+                usleep(1_000_000)  // (the shell is up once it has printed its first prompt)
+                stdin.fileHandleForWriting.write(Data((input + "\n").utf8))
+                _ = wait(for: answer, seconds: 30)
+            }
+            return console()
+        }
     }
 
     nonisolated(unsafe) static var shared: Rig?
@@ -158,6 +195,38 @@ import Testing
         #expect(console.contains("● Failure: the image has no /boot/wyrcan.kernel: install a kernel in the image and symlink it there"), "console:\n\(console.suffix(3000))")
         #expect(console.contains("● Rebooting in 30 s"))
         #expect(seconds < 170, "QEMU exited by itself (reboot with -no-reboot), it did not hang")
+    }
+
+    /// Static settings from `wyr.net.*` instead of DHCP (QEMU's user network routes any
+    /// 10.0.2.x address): address, gateway, DNS, and the MTU of a `.link` file.
+    @Test(.timeLimit(.minutes(10)))
+    func staticNetworkSettingsAreApplied() throws {
+        let rig = try Self.rig()
+        let net = "wyr.net.lan.Match.Name=eth0 wyr.net.lan.Network.Address=10.0.2.77/24 wyr.net.lan.Network.Gateway=10.0.2.2 "
+            + "wyr.net.lan.Network.DNS=10.0.2.3 wyr.net.link.lan.Match.Name=eth0 wyr.net.link.lan.Link.MTUBytes=1400"
+        let cmdline = "console=ttyS0 wyr.img=\(rig.guestRegistry)/test/hello wyr.insecure=\(rig.guestRegistry) \(net) wyr.arg=net=static"
+        let (console, _) = try rig.boot("static-net", cmdline: cmdline)
+        #expect(Self.marker(console) == "console=ttyS0 net=static", "console:\n\(console.suffix(4000))")
+        let wyrcanStage = console.components(separatedBy: "● Booting").first ?? ""
+        #expect(wyrcanStage.contains("address 10.0.2.77/24 on eth0"), "\(wyrcanStage.suffix(3000))")
+        #expect(wyrcanStage.contains("default route via 10.0.2.2"))
+        #expect(!wyrcanStage.contains("DHCP on"), "no DHCP when only static addresses are given")
+    }
+
+    /// A registry that never answers: the pull is retried with backoff (3 attempts), then the
+    /// failure is explained and, with wyr.rescue, a shell runs on the console and takes commands.
+    @Test(.timeLimit(.minutes(8)))
+    func unreachableRegistryIsRetriedThenARescueShell() throws {
+        let rig = try Self.rig()
+        let closed = "10.0.2.2:\(Sys.freePort())"
+        let console = try rig.bootAndType("rescue", cmdline: "console=ttyS0 wyr.img=\(closed)/test/hello wyr.insecure=\(closed) wyr.rescue",
+                                          prompt: "Rescue shell:", input: "echo RESCUE-$((6*7))", answer: "RESCUE-42", timeout: 360)
+        #expect(console.contains("retrying in 20 s (attempt 2 of 3)"), "console:\n\(console.suffix(3000))")
+        #expect(console.contains("retrying in 45 s (attempt 3 of 3)"))
+        #expect(console.contains("● Failure: network error: http://\(closed)/v2/test/hello/manifests/latest"), "console:\n\(console.suffix(3000))")
+        #expect(console.contains("Rescue shell: type 'reboot -f' to restart"))
+        #expect(console.contains("RESCUE-42"), "the shell took a command:\n\(console.suffix(2000))")
+        #expect(!console.contains("● Rebooting"))
     }
 
     @Test(.timeLimit(.minutes(5)))

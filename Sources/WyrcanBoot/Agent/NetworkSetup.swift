@@ -60,10 +60,13 @@ struct NetworkSetup {
             dns += values(file, "Network", "DNS")
             var ok = false
             for address in addresses {
-                ok = Subprocess.run("/bin/ip", ["addr", "add", address, "dev", link.name]) == 0 || ok
+                let added = Subprocess.run("/bin/ip", ["addr", "add", address, "dev", link.name]) == 0
+                Console.detail(added ? "address \(address) on \(link.name)" : "could not add address \(address) to \(link.name)")
+                ok = added || ok
             }
             if let gateway = values(file, "Network", "Gateway").last {
-                Subprocess.run("/bin/ip", ["route", "add", "default", "via", gateway, "dev", link.name])
+                let routed = Subprocess.run("/bin/ip", ["route", "add", "default", "via", gateway, "dev", link.name]) == 0
+                Console.detail(routed ? "default route via \(gateway)" : "could not route via \(gateway) on \(link.name)")
             }
             if ["yes", "ipv4", "both", "true"].contains(dhcp) {
                 Console.detail("DHCP on \(link.name) (\(link.mac))")

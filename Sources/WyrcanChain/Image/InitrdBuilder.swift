@@ -136,7 +136,7 @@ public struct InitrdBuilder {
                 throw .cmdlineUnreadable("does not resolve to a regular file inside the image")
             }
             guard node.info.size <= maximumCmdlineBytes else {
-                throw .cmdlineUnreadable("is \(node.info.size) bytes; a kernel cmdline holds at most \(KernelCmdline.maximumLength)")
+                throw .cmdlineUnreadable("is \(node.info.size) bytes; the file may hold at most \(maximumCmdlineBytes) (a kernel cmdline holds \(KernelCmdline.maximumLength) after spacing is collapsed)")
             }
             cmdline = node.source
         }
@@ -172,6 +172,11 @@ public struct InitrdBuilder {
         do throws(ArchiveError) {
             let writer = try CpioWriter(path: initrdTo, compression: compression, level: compressionLevel, threads: compressionThreads)
             var inode: UInt64 = 1
+            // The root first: the kernel (and `cpio -i`) apply its mode and owner to `/`.
+            var root = tree.root
+            root.inode = inode
+            root.linkCount = 2
+            try writer.writeHeader(root)
             for var dir in tree.directories.map(\.info) {
                 inode += 1
                 dir.inode = inode

@@ -6,6 +6,8 @@ struct LayerEntry: Sendable {
         case hardlink(target: String, info: ArchiveEntryInfo)
         case whiteout(String)
         case opaque(directory: String)
+        /// The layer's own entry for the root directory (`./`): its mode and owner.
+        case root(ArchiveEntryInfo)
     }
 
     var ordinal: Int
@@ -36,7 +38,14 @@ struct LayerEntry: Sendable {
             var ordinal = -1
             while let info = try reader.next() {
                 ordinal += 1
-                guard let normalised = normalise(info.path) else { continue }  // the root entry
+                guard let normalised = normalise(info.path) else {
+                    if info.type == .directory {
+                        var root = info
+                        root.path = "."
+                        entries.append(LayerEntry(ordinal: ordinal, kind: .root(root)))
+                    }
+                    continue
+                }
                 guard let relative = normalised else { unsafePath = info.path; break }
                 let name = relative.split(separator: "/").last.map(String.init) ?? relative
                 let parent = relative.contains("/") ? String(relative[..<relative.lastIndex(of: "/")!]) : ""

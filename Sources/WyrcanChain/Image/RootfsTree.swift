@@ -22,6 +22,9 @@ struct RootfsTree {
         var synthetic = false
     }
 
+    /// The root directory (`.`): 0755 root:root unless a layer has its own `./` entry, in which
+    /// case the topmost one's mode, owner and mtime win (as when unpacking the layers in order).
+    private(set) var root = ArchiveEntryInfo(path: ".", type: .directory, permissions: 0o755)
     private(set) var nodes: [String: Node] = [:]
     private var children: [String: Set<String>] = [:]
 
@@ -37,6 +40,8 @@ struct RootfsTree {
                 removeSubtree(path, below: layer)
             case .opaque(let directory):
                 for child in children[directory] ?? [] { removeSubtree(child, below: layer) }
+            case .root(let info):
+                root = info
             case .node(let info):
                 insert(Node(info: info, layer: layer, source: Source(layer: layer, ordinal: entry.ordinal)))
             case .hardlink(let target, var info):

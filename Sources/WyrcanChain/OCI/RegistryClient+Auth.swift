@@ -5,32 +5,39 @@ import Foundation
 #endif
 
 extension RegistryClient {
-    var tokenKey: String { "\(reference.registry)|\(reference.repository)" }
+    /// Tokens are per host: a mirror's token (or the registry's) is never sent to the other.
+    func tokenKey(host: String) -> String { "\(host)|\(reference.repository)" }
 
     func authorizationHeader(host: String) -> String? {
-        if let token = tokens.get(tokenKey) { return "Authorization: Bearer \(token)" }
+        if let token = tokens.get(tokenKey(host: host)) { return "Authorization: Bearer \(token)" }
         return nil
     }
 
-    var credentials: Credentials? { options.credentials[reference.registry] }
+    /// The credentials for `host`: the registry's for the registry, a mirror's own for a mirror
+    /// (a mirror is another party: it never sees the registry's password).
+    func credentials(host: String) -> Credentials? {
+        isMirror(host) ? options.credentials[RegistryOptions.registryKey(host)] : options.credentials[reference.registry]
+    }
 
     /// Answers a `WWW-Authenticate` challenge: Bearer (fetch a token from the realm, with Basic
     /// credentials when we have them, anonymously otherwise) or Basic (send the credentials).
     /// Returns the header for the next attempt; nil when the challenge cannot be answered.
     func authorize(host: String, challenge: String?) throws(RegistryError) -> String? {
+        let registry = registryName(host)
+        let credentials = credentials(host: host)
         guard let challenge else {
-            throw .unauthorized(registry: reference.registry, detail: "HTTP 401 without a WWW-Authenticate challenge")
+            throw .unauthorized(registry: registry, detail: "HTTP 401 without a WWW-Authenticate challenge")
         }
         let (scheme, params) = Self.parseChallenge(challenge)
         switch scheme.lowercased() {
         case "basic":
             guard let credentials else {
-                throw .unauthorized(registry: reference.registry, detail: "the registry needs a user name and password; none configured")
+                throw .unauthorized(registry: registry, detail: "the registry needs a user name and password; none configured")
             }
             return credentials.basicHeader
         case "bearer":
             guard let realm = params["realm"], realm.hasPrefix("http") else {
-                throw .unauthorized(registry: reference.registry, detail: "Bearer challenge without a realm URL")
+                throw .unauthorized(registry: registry, detail: "Bearer challenge without a realm URL")
             }
             var query: [String] = []
             if let service = params["service"] { query.append("service=\(Self.percentEncode(service))") }
@@ -38,20 +45,20 @@ extension RegistryClient {
             let tokenURL = realm + (realm.contains("?") ? "&" : "?") + query.joined(separator: "&")
             let response: HTTPResponse
             do {
-                response = try curl.request(url: tokenURL, headers: credentials.map { [$0.basicHeader] } ?? [], caFile: options.caFile)
+                response = try curl.request(url: tokenURL, headers: credentials.map { [$0.basicHeader] } ?? [], caFile: caFile(host: host))
             } catch { throw .transport(error) }
             guard response.status == 200 else {
                 let who = credentials == nil ? "anonymous" : "user \(credentials!.username)"
-                throw .unauthorized(registry: reference.registry, detail: "token service refused \(who) with HTTP \(response.status): \(Self.errorDetail(response.body))")
+                throw .unauthorized(registry: registry, detail: "token service refused \(who) with HTTP \(response.status): \(Self.errorDetail(response.body))")
             }
             struct Token: Decodable { var token: String?; var access_token: String? }
             guard let t = try? JSONDecoder().decode(Token.self, from: Data(response.body)), let token = t.token ?? t.access_token else {
-                throw .unauthorized(registry: reference.registry, detail: "token service answered without a token")
+                throw .unauthorized(registry: registry, detail: "token service answered without a token")
             }
-            tokens.set(tokenKey, token)
+            tokens.set(tokenKey(host: host), token)
             return "Authorization: Bearer \(token)"
         default:
-            throw .unauthorized(registry: reference.registry, detail: "unsupported authentication scheme '\(scheme)'")
+            throw .unauthorized(registry: registry, detail: "unsupported authentication scheme '\(scheme)'")
         }
     }
 

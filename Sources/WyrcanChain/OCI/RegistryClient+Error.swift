@@ -14,7 +14,11 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable {
 
     public var description: String {
         switch self {
-        case .transport(let e): return "network error: \(e.description)"
+        case .transport(let e):
+            let hint = e.speaksPlainHTTP
+                ? "; the registry speaks plain HTTP: allow that with --insecure-registry HOST[:PORT] (wyr.insecure= at boot)"
+                : e.isTLSFailure ? "; to trust a private CA use --ca-file [HOST=]FILE" : ""
+            return "network error: \(e.description)\(hint)"
         case .http(let status, let url, let detail): return "\(url): HTTP \(status)\(detail.isEmpty ? "" : ": \(detail)")"
         case .unauthorized(let registry, let detail):
             return "\(registry): access denied (\(detail)); check the credentials in the auth file"

@@ -24,7 +24,7 @@ extension RegistryClient {
         var lastError: RegistryError = .notFound(what: "\(reference)")
         for host in hosts {
             do throws(RegistryError) {
-                return try withRetries("manifest") { (retryAfter) throws(RegistryError) in
+                return try withRetries(host: host) { (retryAfter) throws(RegistryError) in
                     let ex = try exchange(host: host, url: url(host: host, "manifests/\(ref)"),
                                           headers: ["Accept: " + MediaType.manifestAccept.joined(separator: ", ")],
                                           maximumBody: Self.maximumManifestBytes)
@@ -32,21 +32,26 @@ extension RegistryClient {
                     switch ex.status {
                     case 200: break
                     case 404: throw .notFound(what: "\(reference.registry)/\(reference.repository):\(ref)")
-                    case 401, 403: throw .unauthorized(registry: reference.registry, detail: "HTTP \(ex.status): \(Self.errorDetail(ex.body))")
+                    case 401, 403: throw .unauthorized(registry: registryName(host), detail: "HTTP \(ex.status): \(Self.errorDetail(ex.body))")
                     default: throw .http(status: ex.status, url: url(host: host, "manifests/\(ref)"), detail: Self.errorDetail(ex.body))
                     }
+                    // By digest, the body must hash to it; by tag, to the digest the registry
+                    // says it served (Docker-Content-Digest), when it says one.
+                    let announced = ex.header("docker-content-digest").flatMap { try? Digest(parsing: $0.trimming(" ")) }
+                    let check = expected ?? announced
                     let hex: String
-                    do throws(CryptoError) { hex = try Hasher.hash(expected?.algorithm == .sha512 ? .sha512 : .sha256, ex.body).hexString } catch { throw .crypto(error) }
-                    let what = "manifest \(reference.registry)/\(reference.repository)@\(ref)"
-                    if let expected, expected.hex != hex {
-                        throw .digestMismatch(what: what, expected: expected, actual: hex)
+                    do throws(CryptoError) { hex = try Hasher.hash(check?.algorithm == .sha512 ? .sha512 : .sha256, ex.body).hexString } catch { throw .crypto(error) }
+                    let what = "manifest \(reference.registry)/\(reference.repository)@\(ref)" + (isMirror(host) ? " from mirror \(host)" : "")
+                    if let check, check.hex != hex {
+                        throw .digestMismatch(what: what, expected: check, actual: hex)
                     }
-                    let digest = try! expected ?? Digest(algorithm: .sha256, hex: hex)
+                    let digest = try! check ?? Digest(algorithm: .sha256, hex: hex)
                     return (ex.body, ex.header("content-type")?.split(separator: ";").first.map(String.init), digest)
                 }
             } catch {
                 lastError = error
-                if case .unauthorized = error { throw error }
+                // A mirror that refuses us is skipped; the registry's refusal is final.
+                if case .unauthorized = error, !isMirror(host) { throw error }
             }
         }
         throw lastError
@@ -124,7 +129,7 @@ extension RegistryClient {
             var done = false
             hosts: for host in hosts {
                 do throws(RegistryError) {
-                    try withRetries(what) { (retryAfter) throws(RegistryError) in
+                    try withRetries(host: host) { (retryAfter) throws(RegistryError) in
                         var writeError: FileError? = nil
                         var headers: [String] = []
                         if written > 0 { headers.append("Range: bytes=\(written)-") }
@@ -152,7 +157,7 @@ extension RegistryClient {
                         switch ex.status {
                         case 200, 206: break
                         case 404: throw .notFound(what: "\(what) of \(reference.registry)/\(reference.repository)")
-                        case 401, 403: throw .unauthorized(registry: reference.registry, detail: "HTTP \(ex.status): \(Self.errorDetail(ex.body))")
+                        case 401, 403: throw .unauthorized(registry: registryName(host), detail: "HTTP \(ex.status): \(Self.errorDetail(ex.body))")
                         case 416 where written == blob.size: break
                         default: throw .http(status: ex.status, url: url(host: host, "blobs/\(blob.digest)"), detail: Self.errorDetail(ex.body))
                         }
@@ -165,7 +170,7 @@ extension RegistryClient {
                     break hosts
                 } catch {
                     lastError = error
-                    if case .unauthorized = error { throw error }
+                    if case .unauthorized = error, !isMirror(host) { throw error }
                     if case .file = error { throw error }
                 }
             }

@@ -36,6 +36,17 @@ public final class RegistryClient {
     /// Hosts to try: the registry's mirrors first, then the registry itself.
     var hosts: [String] { (options.mirrors[reference.registry] ?? []) + [reference.apiHost] }
 
+    /// Whether `host` is a mirror rather than the image's registry.
+    func isMirror(_ host: String) -> Bool { host != reference.apiHost }
+
+    /// The name `host` goes by in options and messages: the registry's (`docker.io`) or the mirror's.
+    func registryName(_ host: String) -> String { isMirror(host) ? host : reference.registry }
+
+    /// The CA bundle for HTTPS to `host`: the one given for it, else the one for every registry.
+    func caFile(host: String) -> String? {
+        options.caFiles[host] ?? options.caFiles[registryName(host)] ?? options.caFile
+    }
+
     func url(host: String, _ path: String) -> String {
         let scheme = options.isInsecure(host) || options.isInsecure(reference.registry) && host == reference.apiHost ? "http" : "https"
         return "\(scheme)://\(host)/v2/\(reference.repository)/\(path)"
@@ -72,7 +83,7 @@ public final class RegistryClient {
                 try curl.set(CURLOPT_LOW_SPEED_LIMIT, 1)
                 try curl.set(CURLOPT_LOW_SPEED_TIME, 60)
                 try curl.set(CURLOPT_ACCEPT_ENCODING, "identity")
-                if let ca = options.caFile { try curl.set(CURLOPT_CAINFO, ca) }
+                if let ca = caFile(host: host) { try curl.set(CURLOPT_CAINFO, ca) }
                 try curl.setHeaders(headers + (authorization.map { [$0] } ?? []))
                 var announced = false
                 try curl.perform(
@@ -111,12 +122,14 @@ public final class RegistryClient {
             }
             return result
         }
-        throw .unauthorized(registry: reference.registry, detail: "the registry refused the credentials")
+        throw .unauthorized(registry: registryName(host), detail: "the registry refused the credentials")
     }
 
-    /// Runs `body` up to `options.attempts` times while it fails transiently, with exponential
-    /// backoff (or the server's `Retry-After`).
-    func withRetries<T>(_ what: String, _ body: (inout Double?) throws(RegistryError) -> T) throws(RegistryError) -> T {
+    /// Runs `body` against `host` while it fails transiently, with exponential backoff (or the
+    /// server's `Retry-After`): `options.attempts` times for the registry, once for a mirror
+    /// (the next host is the fallback, so a dead mirror costs no backoff).
+    func withRetries<T>(host: String, _ body: (inout Double?) throws(RegistryError) -> T) throws(RegistryError) -> T {
+        let attempts = isMirror(host) ? 1 : options.attempts
         var delay = options.initialBackoffSeconds
         var attempt = 1
         while true {
@@ -124,14 +137,17 @@ public final class RegistryClient {
             do {
                 return try body(&retryAfter)
             } catch {
-                guard error.isTransient, attempt < options.attempts else { throw error }
-                let wait = min(retryAfter ?? delay, 30)
+                guard error.isTransient, attempt < attempts else { throw error }
+                // A server's Retry-After is honoured up to 5 minutes; our own backoff caps at 30 s.
+                let wait = retryAfter.map { min($0, Self.longestRetryAfter) } ?? min(delay, 30)
                 Self.sleep(seconds: wait)
                 delay *= 2
                 attempt += 1
             }
         }
     }
+
+    static let longestRetryAfter = 300.0
 
     static func sleep(seconds: Double) {
         guard seconds > 0 else { return }
@@ -153,7 +169,11 @@ public final class RegistryClient {
         return String(text.split(separator: "\n").first ?? "")
     }
 
-    static func retryAfter(_ exchange: Exchange) -> Double? {
-        exchange.header("retry-after").flatMap { Double($0.trimming(" ")) }
+    /// `Retry-After` in seconds: either a number of seconds or an HTTP date (RFC 9110 §10.2.3).
+    static func retryAfter(_ exchange: Exchange, now: time_t = time(nil)) -> Double? {
+        guard let value = exchange.header("retry-after")?.trimming(" "), !value.isEmpty else { return nil }
+        if let seconds = Double(value) { return max(0, seconds) }
+        let date = curl_getdate(value, nil)
+        return date < 0 ? nil : Double(max(0, date - now))
     }
 }

@@ -22,8 +22,11 @@ public struct Credentials: Sendable, Equatable {
 public struct RegistryOptions: Sendable {
     /// `host[:port]` values reached over plain HTTP (`wyr.insecure=`, `--insecure-registry`).
     public var insecureRegistries: Set<String> = []
-    /// A PEM bundle of CAs to trust for HTTPS (default: the system's).
+    /// A PEM bundle of CAs to trust for HTTPS to every registry (default: the system's).
     public var caFile: String? = nil
+    /// PEM bundles of CAs by registry host (`host[:port]`, as in the reference or a mirror);
+    /// they win over `caFile` for that host.
+    public var caFiles: [String: String] = [:]
     /// Credentials by registry host (`docker.io` for Docker Hub).
     public var credentials: [String: Credentials] = [:]
     /// Mirrors by registry: tried in order before the registry itself.

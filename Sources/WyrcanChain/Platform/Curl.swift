@@ -12,8 +12,25 @@ public struct CurlError: Error, CustomStringConvertible, Sendable {
     public var isTransient: Bool {
         switch CURLcode(code) {
         case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_OPERATION_TIMEDOUT,
-             CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_PARTIAL_FILE, CURLE_GOT_NOTHING,
-             CURLE_SSL_CONNECT_ERROR:
+             CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_PARTIAL_FILE, CURLE_GOT_NOTHING:
+            return true
+        case CURLE_SSL_CONNECT_ERROR:
+            return !speaksPlainHTTP
+        default:
+            return false
+        }
+    }
+
+    /// A TLS handshake answered in plain HTTP (OpenSSL's "wrong version number"): asking again
+    /// gets the same answer.
+    public var speaksPlainHTTP: Bool {
+        CURLcode(code) == CURLE_SSL_CONNECT_ERROR && message.contains("wrong version number")
+    }
+
+    /// Whether the TLS handshake failed (a plain-HTTP peer, or a certificate problem).
+    public var isTLSFailure: Bool {
+        switch CURLcode(code) {
+        case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE:
             return true
         default:
             return false
