@@ -1,4 +1,7 @@
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import WyrcanChain
 
 @Suite struct ReferenceTests {
@@ -75,5 +78,26 @@ import Testing
         #expect(throws: ReferenceError.self) { try Platform(parsing: "linux") }
         #expect(throws: ReferenceError.self) { try Platform(parsing: "linux//") }
         #expect(Platform.current.os == "linux")
+    }
+
+    /// Auth-file keys as Docker and containers write them all name a registry host.
+    @Test func authFileKeysAreRegistryHosts() throws {
+        let path = "/tmp/wyrcan-authfile-\(getpid()).json"
+        defer { FileSystem.remove(path) }
+        let basic = "dXNlcjpwYXNz"  // user:pass
+        let json = """
+            {"auths": {"https://index.docker.io/v1/": {"auth": "\(basic)"}, "https://r.example.com/v2/": {"username": "u", "password": "p"},
+                       "127.0.0.1:5000": {"auth": "\(basic)"}, "helper.example.com": {"identitytoken": "t"}}}
+            """
+        try FileSystem.writeFile(path, Array(json.utf8))
+        var options = RegistryOptions()
+        try options.loadAuthFile(path)
+        #expect(options.credentials["docker.io"] == Credentials(username: "user", password: "pass"))
+        #expect(options.credentials["r.example.com"] == Credentials(username: "u", password: "p"))
+        #expect(options.credentials["127.0.0.1:5000"] == Credentials(username: "user", password: "pass"))
+        #expect(options.credentials["helper.example.com"] == nil, "identity tokens are not used")
+
+        try FileSystem.writeFile(path, Array(#"{"auths": {"r.io": {"auth": "not base64!"}}}"#.utf8))
+        #expect(throws: RegistryError.self) { try options.loadAuthFile(path) }
     }
 }

@@ -182,8 +182,8 @@ import Testing
             "--stage-param", "console=ttyS0", "--arg", #"motd="chained and spaced""#, "--arg", "quiet"])
         #expect(cmd.status == 0, "\(cmd.stderr)")
         let (console, seconds) = try rig.boot("chain", cmdline: cmd.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
-        #expect(console.components(separatedBy: "● Wyrcan ").count - 1 == 2, "two Wyrcan stages ran")
-        #expect(console.contains("wyr.depth=1"))
+        #expect(console.components(separatedBy: "● Wyrcan ").count - 1 == 2, "two Wyrcan stages ran; console:\n\(console.suffix(4000))")
+        #expect(console.contains("wyr.depth=1"), "console:\n\(console.suffix(4000))")
         #expect(Self.marker(console) == #"console=ttyS0 motd="chained and spaced" quiet"#, "console:\n\(console.suffix(4000))")
         print("chained boot: \(Int(seconds)) s")
     }
@@ -193,8 +193,8 @@ import Testing
         let rig = try Self.rig()
         let (console, seconds) = try rig.boot("broken", cmdline: "console=ttyS0 wyr.img=\(rig.guestRegistry)/test/broken wyr.insecure=\(rig.guestRegistry)", timeout: 180)
         #expect(console.contains("● Failure: the image has no /boot/wyrcan.kernel: install a kernel in the image and symlink it there"), "console:\n\(console.suffix(3000))")
-        #expect(console.contains("● Rebooting in 30 s"))
-        #expect(seconds < 170, "QEMU exited by itself (reboot with -no-reboot), it did not hang")
+        #expect(console.contains("● Rebooting in 30 s"), "console:\n\(console.suffix(3000))")
+        #expect(seconds < 170, "QEMU exited by itself (reboot with -no-reboot), it did not hang; console:\n\(console.suffix(3000))")
     }
 
     /// Static settings from `wyr.net.*` instead of DHCP (QEMU's user network routes any
@@ -209,8 +209,8 @@ import Testing
         #expect(Self.marker(console) == "console=ttyS0 net=static", "console:\n\(console.suffix(4000))")
         let wyrcanStage = console.components(separatedBy: "● Booting").first ?? ""
         #expect(wyrcanStage.contains("address 10.0.2.77/24 on eth0"), "\(wyrcanStage.suffix(3000))")
-        #expect(wyrcanStage.contains("default route via 10.0.2.2"))
-        #expect(!wyrcanStage.contains("DHCP on"), "no DHCP when only static addresses are given")
+        #expect(wyrcanStage.contains("default route via 10.0.2.2"), "\(wyrcanStage.suffix(3000))")
+        #expect(!wyrcanStage.contains("DHCP on"), "no DHCP when only static addresses are given: \(wyrcanStage.suffix(3000))")
     }
 
     /// A registry that never answers: the pull is retried with backoff (3 attempts), then the

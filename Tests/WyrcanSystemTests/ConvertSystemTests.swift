@@ -20,6 +20,7 @@ import Testing
            {"path": "opt/sub", "type": "dir"}, {"path": "opt/sub/b", "type": "file", "content": "b"},
            {"path": "data", "type": "file", "content": "shared data", "mode": 416, "uid": 1000, "gid": 100},
            {"path": "dev", "type": "dir"}, {"path": "dev/console", "type": "chardev", "major": 5, "minor": 1, "mode": 384},
+           {"path": "dev/vda", "type": "blockdev", "major": 254, "minor": 0, "mode": 432, "gid": 6},
            {"path": "run", "type": "dir", "mode": 448}, {"path": "run/fifo", "type": "fifo"},
            {"path": "var", "type": "dir"}, {"path": "var/lib", "type": "dir"}, {"path": "var/lib/x", "type": "file", "content": "x"},
            {"path": "usr", "type": "dir"}, {"path": "usr/lib", "type": "dir"}, {"path": "usr/lib/libz", "type": "file", "content": "z"},
@@ -115,6 +116,23 @@ import Testing
         let listing = try Sys.sh("zstd -dc '\(work)/out/initrd' | cpio -itvn --quiet | head -1")
         let first = listing.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ", omittingEmptySubsequences: true)
         #expect(first.first == "drwxr-xr-x" && first.count > 3 && first[2] == "7" && first[3] == "8" && first.last == ".", "\(listing.stdout)")
+    }
+
+    /// On a terminal the progress is a live status line redrawn in place (carriage return, erase
+    /// line) with a line per finished layer above it; without one, plain lines and no escapes.
+    @Test func progressIsALiveLineOnATerminal() throws {
+        let work = try Sys.tempDir("tty")
+        let registry = try LocalRegistry(name: "tty")
+        try Sys.buildImage(Self.multiLayer, layout: work + "/layout")
+        try registry.push(layout: work + "/layout", tag: "v1", to: "test/multi")
+        let ref = "\(registry.host)/test/multi:v1"
+        let tty = try Sys.run("/usr/bin/script", ["-qec", "'\(Sys.binary("wyrcan"))' convert \(ref) --insecure-registry \(registry.host) -o '\(work)/tty'", "/dev/null"])
+        #expect(tty.status == 0, "\(tty.stdout)")
+        #expect(tty.stdout.contains("\r\u{1B}[K● Getting \(ref): "), "\(tty.stdout.debugDescription)")
+        #expect(tty.stdout.contains(", 3/3 layers, ") && tty.stdout.contains("\r\u{1B}[K  layer "), "\(tty.stdout.debugDescription)")
+        let plain = try Sys.wyrcan(["convert", ref, "--insecure-registry", registry.host, "-o", work + "/plain"])
+        #expect(plain.status == 0, "\(plain.stderr)")
+        #expect(plain.stderr.contains("layer 3/3") && !plain.stderr.contains("\u{1B}["), "\(plain.stderr.debugDescription)")
     }
 
     /// gzip and none, and zstd compressed on one background thread (`--threads 1`, the boot
