@@ -68,9 +68,12 @@ struct Convert: ParsableCommand {
         }
     }
 
-    /// `HOST[:PORT]=FILE` → (host, file); a plain `FILE` (which may hold `=` after a `/`) → (nil, file).
+    /// `HOST[:PORT]=FILE` → (host, file); a plain `FILE` (an existing file, or one with `=` only
+    /// after a `/`) → (nil, file).
     static func caFileOption(_ value: String) -> (host: String?, file: String) {
-        guard let eq = value.firstIndex(of: "="), !value[..<eq].contains("/"), eq != value.startIndex else { return (nil, value) }
+        guard !FileSystem.exists(value), let eq = value.firstIndex(of: "="), !value[..<eq].contains("/"), eq != value.startIndex else {
+            return (nil, value)
+        }
         return (String(value[..<eq]), String(value[value.index(after: eq)...]))
     }
 

@@ -35,7 +35,11 @@ struct Efi: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Validate a cmdline and store its wyr.img, wyr.arg and wyr.net.* in EFI.",
             discussion: """
-                Checks the cmdline's grammar and that its image resolves in the registry to a                 manifest for the platform (wyr.insecure= and wyr.platform= of the cmdline apply),                 then writes the variable. Nothing is written, and a stored config stays, when a                 check fails. At boot, wyr.efi=write stores only after the image was pulled and                 converted.
+                Checks the cmdline's grammar and that its image resolves in the registry to a \
+                manifest for the platform (wyr.insecure= and wyr.platform= of the cmdline apply), \
+                then writes the variable. Nothing is written, and a stored config stays, when a \
+                check fails. At boot, wyr.efi=write stores only after the image was pulled and \
+                converted.
                 """)
         @Option(help: "The cmdline to store (it must name an image).") var cmdline: String
         @Option(help: "efivarfs directory.") var efivars = "/sys/firmware/efi/efivars"

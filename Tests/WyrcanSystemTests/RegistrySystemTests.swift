@@ -145,6 +145,21 @@ import Testing
         #expect(!log.contains("Basic "), "the registry's password went to the mirror:\n\(log)")
     }
 
+    /// A mirror whose blobs are corrupt is dropped: the blobs come from the registry after all.
+    @Test func aMirrorServingCorruptBlobsIsDroppedForTheRegistry() throws {
+        let work = try Sys.tempDir("mirror-corrupt")
+        let registry = try LocalRegistry(name: "mirror-corrupt")
+        try Sys.buildImage(Self.small, layout: work + "/layout")
+        try registry.push(layout: work + "/layout", tag: "small", to: "test/small")
+        let mirror = try FlakyRegistry(layout: work + "/layout", flags: ["--corrupt"])
+        defer { withExtendedLifetime(mirror) {} }
+        let r = try Sys.wyrcan(["convert", "\(registry.host)/test/small:small", "--mirror", mirror.host, "--insecure-registry", mirror.host,
+                                "--insecure-registry", registry.host, "-o", work + "/out", "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(mirror.server.output.contains("/blobs/sha256:"), "the mirror was asked first")
+        #expect(try String(contentsOfFile: work + "/out/cmdline", encoding: .utf8) == "console=ttyS0\n")
+    }
+
     /// A mirror that has the image serves it all: the registry is not even reachable.
     @Test func aMirrorServesWhenTheRegistryIsDown() throws {
         let work = try Sys.tempDir("mirror-serves")
@@ -172,6 +187,11 @@ import Testing
         #expect(other.status == 1)
         #expect(other.stderr.lowercased().contains("certificate"), "\(other.stderr)")
         #expect(other.stderr.contains("--ca-file [HOST=]FILE"), "\(other.stderr)")
+
+        // An existing file whose name holds '=' is a file, not HOST=FILE.
+        try FileManager.default.copyItem(atPath: pki.caCert, toPath: work + "/ca=1.pem")
+        let named = try Sys.run(Sys.binary("wyrcan"), ["convert", ref, "--ca-file", "ca=1.pem", "-o", work + "/named", "--quiet"], cwd: work)
+        #expect(named.status == 0, "\(named.stderr)")
 
         let missing = try Sys.wyrcan(["convert", ref, "--ca-file", work + "/none.pem", "-o", work + "/x", "--quiet"])
         #expect(missing.status != 0)

@@ -36,8 +36,13 @@ extension RegistryClient {
             }
             return credentials.basicHeader
         case "bearer":
-            guard let realm = params["realm"], realm.hasPrefix("http") else {
+            guard let realm = params["realm"], realm.hasPrefix("https://") || realm.hasPrefix("http://") else {
                 throw .unauthorized(registry: registry, detail: "Bearer challenge without a realm URL")
+            }
+            // Credentials go to a plain-HTTP token service only for a registry reached over plain
+            // HTTP by the user's choice.
+            if realm.hasPrefix("http://"), credentials != nil, !options.isInsecure(host), !options.isInsecure(Self.host(of: realm)) {
+                throw .unauthorized(registry: registry, detail: "the token service \(realm) is plain HTTP; refusing to send credentials there")
             }
             var query: [String] = []
             if let service = params["service"] { query.append("service=\(Self.percentEncode(service))") }

@@ -24,7 +24,7 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable {
             return "\(registry): access denied (\(detail)); check the credentials in the auth file"
         case .notFound(let what): return "\(what): not found in the registry"
         case .digestMismatch(let what, let expected, let actual):
-            return "\(what): content digest is sha256:\(actual), expected \(expected); refusing corrupted data"
+            return "\(what): content digest is \(expected.algorithm.rawValue):\(actual), expected \(expected); refusing corrupted data"
         case .sizeMismatch(let what, let expected, let actual):
             return "\(what): got \(actual) bytes, expected \(expected); refusing truncated data"
         case .noPlatform(let image, let platform, let available):

@@ -37,7 +37,9 @@ extension RegistryClient {
                     }
                     // By digest, the body must hash to it; by tag, to the digest the registry
                     // says it served (Docker-Content-Digest), when it says one.
-                    let announced = ex.header("docker-content-digest").flatMap { try? Digest(parsing: $0.trimming(" ")) }
+                    // (Not for Docker schema 1, whose announced digest leaves out the signatures.)
+                    let schema1 = ex.header("content-type")?.contains("docker.distribution.manifest.v1+") ?? false
+                    let announced = schema1 ? nil : ex.header("docker-content-digest").flatMap { try? Digest(parsing: $0.trimming(" ")) }
                     let check = expected ?? announced
                     let hex: String
                     do throws(CryptoError) { hex = try Hasher.hash(check?.algorithm == .sha512 ? .sha512 : .sha256, ex.body).hexString } catch { throw .crypto(error) }
@@ -119,6 +121,8 @@ extension RegistryClient {
     private func fetchBlobVerified(_ blob: Descriptor, to path: String, progress: @escaping (Int64) -> Void) throws(RegistryError) {
         let what = "blob \(blob.digest)"
         var corruptRetries = 1
+        // Hosts to ask; a mirror whose bytes went into a corrupt result is dropped for the retry.
+        var candidates = hosts
         while true {
             let file: FileHandleFD
             do { file = try FileHandleFD.create(path) } catch { throw .file(error) }
@@ -127,7 +131,8 @@ extension RegistryClient {
             var written: Int64 = 0
             var lastError: RegistryError = .notFound(what: what)
             var done = false
-            hosts: for host in hosts {
+            var contributors: Set<String> = []
+            hosts: for host in candidates {
                 do throws(RegistryError) {
                     try withRetries(host: host) { (retryAfter) throws(RegistryError) in
                         var writeError: FileError? = nil
@@ -141,6 +146,7 @@ extension RegistryClient {
                                 do throws(FileError) { try file.write(chunk) } catch { writeError = error; return false }
                                 hasher.update(chunk)
                                 written += Int64(chunk.count)
+                                contributors.insert(host)
                                 progress(written)
                                 return true
                             },
@@ -150,6 +156,7 @@ extension RegistryClient {
                                     try? file.truncate(to: 0)
                                     hasher = (try? Hasher(blob.digest.algorithm == .sha512 ? .sha512 : .sha256)) ?? hasher
                                     written = 0
+                                    contributors = []
                                 }
                             })
                         if let writeError { throw .file(writeError) }
@@ -180,6 +187,13 @@ extension RegistryClient {
             }
             let hex = hasher.finalize().hexString
             if hex == blob.digest.hex { return }
+            // Mirrors that supplied bytes are not asked again: the retry goes to the others (and
+            // costs no retry of the registry's own); the registry's corruption is retried once.
+            let badMirrors = contributors.filter(isMirror)
+            if !badMirrors.isEmpty {
+                candidates.removeAll { badMirrors.contains($0) }
+                continue
+            }
             if corruptRetries == 0 { throw .digestMismatch(what: what, expected: blob.digest, actual: hex) }
             corruptRetries -= 1
         }

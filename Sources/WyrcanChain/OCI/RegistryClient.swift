@@ -114,6 +114,11 @@ public final class RegistryClient {
                 if aborted { return result }
                 throw .transport(error)
             }
+            // A 401 after a redirect to another host (a CDN) is that host's: our credentials
+            // are not for it (libcurl drops our Authorization header there, for the same reason).
+            if result.status == 401, Self.authority(of: curl.effectiveURL) != Self.authority(of: url) {
+                throw .unauthorized(registry: registryName(host), detail: "HTTP 401 from \(Self.host(of: curl.effectiveURL)) after a redirect")
+            }
             if result.status == 401 && round == 0,
                let next = try authorize(host: host, challenge: result.header("www-authenticate"))
             {
@@ -149,6 +154,21 @@ public final class RegistryClient {
 
     static let longestRetryAfter = 300.0
 
+    /// `host[:port]` of an http(s) URL.
+    static func host(of url: String) -> String {
+        var rest = Substring(url)
+        if let scheme = rest.range(of: "://") { rest = rest[scheme.upperBound...] }
+        return String(rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" })
+    }
+
+    /// The host of a URL, lower-cased, without its scheme's default port: equal for two URLs of
+    /// the same server however libcurl spelled the one it ended at.
+    static func authority(of url: String) -> String {
+        let host = host(of: url).lowercased()
+        let defaultPort = url.hasPrefix("https://") ? ":443" : ":80"
+        return host.hasSuffix(defaultPort) ? String(host.dropLast(defaultPort.count)) : host
+    }
+
     static func sleep(seconds: Double) {
         guard seconds > 0 else { return }
         var ts = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))
@@ -169,11 +189,15 @@ public final class RegistryClient {
         return String(text.split(separator: "\n").first ?? "")
     }
 
-    /// `Retry-After` in seconds: either a number of seconds or an HTTP date (RFC 9110 §10.2.3).
-    static func retryAfter(_ exchange: Exchange, now: time_t = time(nil)) -> Double? {
+    /// `Retry-After` in seconds: either a number of seconds or an HTTP date (RFC 9110 §10.2.3),
+    /// the latter counted from the response's own `Date` when it has one (a machine that just
+    /// booted may not know the time yet).
+    static func retryAfter(_ exchange: Exchange) -> Double? {
         guard let value = exchange.header("retry-after")?.trimming(" "), !value.isEmpty else { return nil }
         if let seconds = Double(value) { return max(0, seconds) }
         let date = curl_getdate(value, nil)
-        return date < 0 ? nil : Double(max(0, date - now))
+        guard date >= 0 else { return nil }
+        let served = exchange.header("date").map { curl_getdate($0, nil) } ?? -1
+        return Double(max(0, date - (served >= 0 ? served : time(nil))))
     }
 }
