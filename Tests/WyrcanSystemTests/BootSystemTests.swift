@@ -49,13 +49,14 @@ import Testing
         /// Boots Wyrcan with the serial console on QEMU's stdin/stdout; once the console shows
         /// `prompt`, types `input`, waits up to 30 s for `answer`, then stops QEMU (by PID).
         /// Returns the console text.
-        func bootAndType(_ name: String, cmdline: String, prompt: String, input: String, answer: String, timeout: Double) throws -> String {
+        func bootAndType(_ name: String, cmdline: String, prompt: String, input: String, answer: String, timeout: Double,
+                         memory: String = "2G") throws -> String {
             let log = "\(dir)/\(name).console"
             _ = FileManager.default.createFile(atPath: log, contents: nil)
             let qemu = Process()
             let stdin = Pipe()
             qemu.executableURL = URL(fileURLWithPath: "/usr/bin/qemu-system-x86_64")
-            qemu.arguments = ["-accel", "tcg", "-m", "2G", "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
+            qemu.arguments = ["-accel", "tcg", "-m", memory, "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
                               "-kernel", Sys.root + "/out/wyrcan.kernel", "-initrd", Sys.root + "/out/wyrcan.initrd", "-append", cmdline,
                               "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56"]
             qemu.standardInput = stdin
@@ -221,12 +222,27 @@ import Testing
         let closed = "10.0.2.2:\(Sys.freePort())"
         let console = try rig.bootAndType("rescue", cmdline: "console=ttyS0 wyr.img=\(closed)/test/hello wyr.insecure=\(closed) wyr.rescue",
                                           prompt: "Rescue shell:", input: "echo RESCUE-$((6*7))", answer: "RESCUE-42", timeout: 360)
+        #expect(console.contains("attempt 1 of 3 failed: network error: "), "console:\n\(console.suffix(3000))")
         #expect(console.contains("retrying in 20 s (attempt 2 of 3)"), "console:\n\(console.suffix(3000))")
         #expect(console.contains("retrying in 45 s (attempt 3 of 3)"))
         #expect(console.contains("● Failure: network error: http://\(closed)/v2/test/hello/manifests/latest"), "console:\n\(console.suffix(3000))")
         #expect(console.contains("Rescue shell: type 'reboot -f' to restart"))
         #expect(console.contains("RESCUE-42"), "the shell took a command:\n\(console.suffix(2000))")
         #expect(!console.contains("● Rebooting"))
+        #expect(console.components(separatedBy: "● Failure:").count == 2, "the last failure is said once")
+    }
+
+    /// Too little memory for the image: refused before the download, said once and plainly
+    /// (192 MiB leaves ≈ 74 MiB available after Wyrcan's own boot; the test image needs ≈ 90).
+    @Test(.timeLimit(.minutes(5)))
+    func tooLittleMemoryIsRefusedClearly() throws {
+        let rig = try Self.rig()
+        let console = try rig.bootAndType("small-memory", cmdline: "console=ttyS0 wyr.img=\(rig.guestRegistry)/test/hello wyr.insecure=\(rig.guestRegistry) wyr.rescue",
+                                          prompt: "Rescue shell:", input: "echo MEM-$((40+2))", answer: "MEM-42", timeout: 200, memory: "192M")
+        #expect(console.contains("● Failure: the image needs about "), "console:\n\(console.suffix(3000))")
+        #expect(console.contains("MiB are available; give the machine more memory"), "console:\n\(console.suffix(3000))")
+        #expect(console.components(separatedBy: "● Failure:").count == 2, "the failure is said once:\n\(console.suffix(3000))")
+        #expect(!console.contains("Out of memory") && console.contains("MEM-42"), "console:\n\(console.suffix(3000))")
     }
 
     @Test(.timeLimit(.minutes(5)))

@@ -83,9 +83,10 @@ struct BootAgent {
                 try boot(args: args, image: image, reporter: reporter)
             } catch {
                 lastError = error.description
-                Console.failure(lastError)
                 reporter.send("failure", detail: lastError, image: image.description)
-                if !error.retryable { break }
+                if !error.retryable || attempt == Self.attempts { break }
+                // (The last failure is explained once, by fail(), below.)
+                Console.detail("attempt \(attempt) of \(Self.attempts) failed: \(lastError)")
             }
         }
         fail(lastError, rescue: args.rescue, reporter: reporter)
