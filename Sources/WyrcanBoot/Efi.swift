@@ -50,10 +50,7 @@ struct Efi: ParsableCommand {
                 guard let image = args.image else { throw CmdlineError.missingValue(parameter: "wyr.img", expected: "REGISTRY/IMAGE") }
                 _ = try args.nextCmdline()
                 if !noCheck {
-                    var options = RegistryOptions()
-                    options.insecureRegistries = Set(args.insecureRegistries)
-                    if let platform = args.platform { options.platform = platform }
-                    let resolved = try RegistryClient(reference: image, options: options).resolve()
+                    let resolved = try RegistryClient(reference: image, options: RegistryOptions(bootArgs: args)).resolve()
                     printError("\(image) resolves to \(resolved.manifestDigest) (\(resolved.platform), \(resolved.manifest.layers.count) layers)")
                 }
                 try EFIVariableStore(directory: efivars).write(try StoredConfig(args: args))

@@ -29,6 +29,14 @@ import Testing
             try registry.push(layout: dir + "/broken", tag: "latest", to: "test/broken")
         }
 
+        /// QEMU (TCG) booting Wyrcan from out/ with `cmdline`, the serial console on `serial`.
+        static func qemuArguments(cmdline: String, serial: String, memory: String = "2G", kernel: String = "wyrcan.kernel",
+                                  nic: String = "virtio-net-pci", extra: [String] = []) -> [String] {
+            ["-accel", "tcg", "-m", memory, "-display", "none", "-serial", serial, "-monitor", "none", "-no-reboot"] + extra + [
+             "-kernel", Sys.root + "/out/" + kernel, "-initrd", Sys.root + "/out/wyrcan.initrd", "-append", cmdline,
+             "-netdev", "user,id=n0", "-device", "\(nic),netdev=n0,mac=52:54:00:12:34:56"]
+        }
+
         /// Boots Wyrcan with `cmdline`; returns the serial console text and the seconds it took.
         /// `kernel`: Wyrcan's bzImage, or `wyrcan.vmlinux` (QEMU starts that ELF at its PVH entry).
         func boot(_ name: String, cmdline: String, timeout: Int = 240, efiVars: String? = nil, disk: String? = nil,
@@ -39,10 +47,8 @@ import Testing
                 ["-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd", "-drive", "if=pflash,format=raw,file=\($0)"]
             } ?? []
             let drive = disk.map { ["-drive", "file=\($0),if=virtio,format=raw"] } ?? []
-            _ = try Sys.run("/usr/bin/timeout", ["\(timeout)", "qemu-system-x86_64", "-accel", "tcg", "-m", "2G", "-display", "none",
-                "-serial", "file:\(log)", "-monitor", "none", "-no-reboot"] + firmware + drive + [
-                "-kernel", Sys.root + "/out/" + kernel, "-initrd", Sys.root + "/out/wyrcan.initrd", "-append", cmdline,
-                "-netdev", "user,id=n0", "-device", "\(nic),netdev=n0,mac=52:54:00:12:34:56"])
+            _ = try Sys.run("/usr/bin/timeout", ["\(timeout)", "qemu-system-x86_64"]
+                + Self.qemuArguments(cmdline: cmdline, serial: "file:\(log)", kernel: kernel, nic: nic, extra: firmware + drive))
             return ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "", Date().timeIntervalSince(start))
         }
 
@@ -56,9 +62,7 @@ import Testing
             let qemu = Process()
             let stdin = Pipe()
             qemu.executableURL = URL(fileURLWithPath: "/usr/bin/qemu-system-x86_64")
-            qemu.arguments = ["-accel", "tcg", "-m", memory, "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
-                              "-kernel", Sys.root + "/out/wyrcan.kernel", "-initrd", Sys.root + "/out/wyrcan.initrd", "-append", cmdline,
-                              "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56"]
+            qemu.arguments = Self.qemuArguments(cmdline: cmdline, serial: "stdio", memory: memory)
             qemu.standardInput = stdin
             qemu.standardOutput = FileHandle(forWritingAtPath: log)!
             qemu.standardError = FileHandle.nullDevice

@@ -110,10 +110,7 @@ struct BootAgent {
         reporter.send("pulling", image: image.description)
         FileSystem.removeTree(Self.workDirectory)
         do throws(FileError) { try FileSystem.createDirectory(Self.workDirectory + "/out") } catch { throw BootFailure(description: error.description) }
-        var options = RegistryOptions()
-        options.insecureRegistries = Set(args.insecureRegistries)
-        if let platform = args.platform { options.platform = platform }
-        var puller = ImagePuller(options: options)
+        var puller = ImagePuller(options: RegistryOptions(bootArgs: args))
         let plenty = Locked(false)
         let pullDirectory = Self.workDirectory + "/pull"
         puller.beforeFetch = { (resolved) throws(ConversionError) in

@@ -17,6 +17,10 @@ public enum MediaType {
 
     public static func isIndex(_ type: String?) -> Bool { type == ociIndex || type == dockerManifestList }
     public static func isManifest(_ type: String?) -> Bool { type == ociManifest || type == dockerManifest }
+    /// Docker's signed schema 1 (`…manifest.v1+json`, `…v1+prettyjws`), which Wyrcan cannot boot.
+    public static func isDockerSchema1(_ type: String?) -> Bool {
+        type?.hasPrefix("application/vnd.docker.distribution.manifest.v1+") ?? false
+    }
 
     /// Whether a layer media type is a tar Wyrcan can apply (compression is detected from the bytes).
     public static func isLayer(_ type: String) -> Bool {

@@ -41,7 +41,7 @@ extension RegistryClient {
             }
             // Credentials go to a plain-HTTP token service only for a registry reached over plain
             // HTTP by the user's choice.
-            if realm.hasPrefix("http://"), credentials != nil, !options.isInsecure(host), !options.isInsecure(Self.host(of: realm)) {
+            if realm.hasPrefix("http://"), credentials != nil, !options.isInsecure(host), !options.isInsecure(HTTPURL.authority(of: realm)) {
                 throw .unauthorized(registry: registry, detail: "the token service \(realm) is plain HTTP; refusing to send credentials there")
             }
             var query: [String] = []

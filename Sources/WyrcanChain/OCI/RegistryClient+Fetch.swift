@@ -38,8 +38,8 @@ extension RegistryClient {
                     // By digest, the body must hash to it; by tag, to the digest the registry
                     // says it served (Docker-Content-Digest), when it says one.
                     // (Not for Docker schema 1, whose announced digest leaves out the signatures.)
-                    let schema1 = ex.header("content-type")?.contains("docker.distribution.manifest.v1+") ?? false
-                    let announced = schema1 ? nil : ex.header("docker-content-digest").flatMap { try? Digest(parsing: $0.trimming(" ")) }
+                    let mediaType = ex.header("content-type")?.split(separator: ";").first.map { String($0).trimming(" ") }
+                    let announced = MediaType.isDockerSchema1(mediaType) ? nil : ex.header("docker-content-digest").flatMap { try? Digest(parsing: $0.trimming(" ")) }
                     let check = expected ?? announced
                     let hex: String
                     do throws(CryptoError) { hex = try Hasher.hash(check?.algorithm == .sha512 ? .sha512 : .sha256, ex.body).hexString } catch { throw .crypto(error) }
@@ -48,7 +48,7 @@ extension RegistryClient {
                         throw .digestMismatch(what: what, expected: check, actual: hex)
                     }
                     let digest = try! check ?? Digest(algorithm: .sha256, hex: hex)
-                    return (ex.body, ex.header("content-type")?.split(separator: ";").first.map(String.init), digest)
+                    return (ex.body, mediaType, digest)
                 }
             } catch {
                 lastError = error

@@ -116,8 +116,9 @@ public final class RegistryClient {
             }
             // A 401 after a redirect to another host (a CDN) is that host's: our credentials
             // are not for it (libcurl drops our Authorization header there, for the same reason).
-            if result.status == 401, Self.authority(of: curl.effectiveURL) != Self.authority(of: url) {
-                throw .unauthorized(registry: registryName(host), detail: "HTTP 401 from \(Self.host(of: curl.effectiveURL)) after a redirect")
+            let answeredBy = HTTPURL.authority(of: curl.effectiveURL)
+            if result.status == 401, answeredBy.lowercased() != HTTPURL.authority(of: url).lowercased() {
+                throw .unauthorized(registry: registryName(host), detail: "HTTP 401 from \(answeredBy) after a redirect")
             }
             if result.status == 401 && round == 0,
                let next = try authorize(host: host, challenge: result.header("www-authenticate"))
@@ -153,21 +154,6 @@ public final class RegistryClient {
     }
 
     static let longestRetryAfter = 300.0
-
-    /// `host[:port]` of an http(s) URL.
-    static func host(of url: String) -> String {
-        var rest = Substring(url)
-        if let scheme = rest.range(of: "://") { rest = rest[scheme.upperBound...] }
-        return String(rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" })
-    }
-
-    /// The host of a URL, lower-cased, without its scheme's default port: equal for two URLs of
-    /// the same server however libcurl spelled the one it ended at.
-    static func authority(of url: String) -> String {
-        let host = host(of: url).lowercased()
-        let defaultPort = url.hasPrefix("https://") ? ":443" : ":80"
-        return host.hasSuffix(defaultPort) ? String(host.dropLast(defaultPort.count)) : host
-    }
 
     static func sleep(seconds: Double) {
         guard seconds > 0 else { return }

@@ -41,6 +41,12 @@ public struct RegistryOptions: Sendable {
 
     public init() {}
 
+    /// What a boot cmdline says about reaching registries (`wyr.insecure=`, `wyr.platform=`).
+    public init(bootArgs args: WyrcanArgs) {
+        insecureRegistries = Set(args.insecureRegistries)
+        if let platform = args.platform { self.platform = platform }
+    }
+
     /// Reads a Docker-style `config.json` / containers `auth.json`:
     /// `{"auths": {"HOST": {"auth": base64("user:pass")}}}` (or `username`/`password` fields).
     public mutating func loadAuthFile(_ path: String) throws(RegistryError) {
@@ -75,10 +81,7 @@ public struct RegistryOptions: Sendable {
 
     /// Normalises an auth-file key (`https://index.docker.io/v1/`, `r.io`, `https://r.io`) to a registry.
     static func registryKey(_ key: String) -> String {
-        var k = Substring(key)
-        for scheme in ["https://", "http://"] where k.hasPrefix(scheme) { k = k.dropFirst(scheme.count) }
-        if let slash = k.firstIndex(of: "/") { k = k[..<slash] }
-        let host = String(k)
+        let host = HTTPURL.authority(of: key)
         switch host {
         case "index.docker.io", "registry-1.docker.io", "docker.io": return Reference.dockerHub
         default: return host

@@ -22,11 +22,8 @@ public final class S3Client: @unchecked Sendable {
         scheme = String(url[..<schemeEnd.lowerBound])
         let rest = url[schemeEnd.upperBound...]
         let slash = rest.firstIndex(of: "/") ?? rest.endIndex
-        var host = String(rest[..<slash])
-        // curl leaves a default port out of the Host header; the signed host must match it.
-        if (scheme == "https" && host.hasSuffix(":443")) || (scheme == "http" && host.hasSuffix(":80")) {
-            host = String(host[..<host.lastIndex(of: ":")!])
-        }
+        // (Without its default port: curl leaves that out of the Host header, which is signed.)
+        let host = HTTPURL.authority(of: url)
         self.host = host
         var path = String(rest[slash...])
         while path.hasSuffix("/") { path.removeLast() }
