@@ -48,6 +48,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def send_cut(self, body, start):
+        """Announces body[start:] (a 206 when start > 0), sends half of it, closes the connection."""
+        rest = bytes(body[start:])
+        self.send_response(206 if start else 200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(rest)))
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        self.end_headers()
+        self.wfile.write(rest[:max(1, len(rest) // 2)])
+        self.wfile.flush()
+        self.close_connection = True
+
     def do_GET(self):
         rng = self.headers.get("Range", "-")
         print(f"{self.command} {self.path} {rng} {self.headers.get('Authorization', '-')} at {time.time():.2f}", flush=True)
@@ -106,33 +119,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with lock:
                 first = ref not in seen_blobs
                 seen_blobs.add(ref)
-            if "--cut-first" in flags and first and len(body) > 1:
-                half = len(body) // 2
-                self.send_response(200)
-                self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(bytes(body[:half]))
-                self.wfile.flush()
-                self.close_connection = True
-                return
-            if "--cut-always" in flags and len(body) > 1:
-                start = int(rng[6:].split("-")[0]) if rng.startswith("bytes=") else 0
-                rest = bytes(body[start:])
-                self.send_response(206 if start else 200)
-                self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(len(rest)))
-                if start:
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                self.end_headers()
-                self.wfile.write(rest[:max(1, len(rest) // 2)])
-                self.wfile.flush()
-                self.close_connection = True
-                return
-            if rng != "-" and "--ignore-range" not in flags and rng.startswith("bytes="):
-                start = int(rng[6:].split("-")[0])
-                chunk = bytes(body[start:])
-                return self.send_bytes(206, chunk, extra={"Content-Range": f"bytes {start}-{len(body) - 1}/{len(body)}"})
+            start = int(rng[6:].split("-")[0]) if rng.startswith("bytes=") and "--ignore-range" not in flags else 0
+            if len(body) > 1 and ("--cut-always" in flags or ("--cut-first" in flags and first)):
+                return self.send_cut(body, start)
+            if start:
+                return self.send_bytes(206, bytes(body[start:]), extra={"Content-Range": f"bytes {start}-{len(body) - 1}/{len(body)}"})
             return self.send_bytes(200, bytes(body))
         return self.send_bytes(404, b"{}", "application/json")
 
