@@ -49,12 +49,14 @@ struct Efi: ParsableCommand {
                 let args = try WyrcanArgs(parsing: cmdline)
                 guard let image = args.image else { throw CmdlineError.missingValue(parameter: "wyr.img", expected: "REGISTRY/IMAGE") }
                 _ = try args.nextCmdline()
+                // (What the variable format cannot hold is refused before the registry is asked.)
+                let config = try StoredConfig(args: args)
                 if !noCheck {
                     let resolved = try RegistryClient(reference: image, options: RegistryOptions(bootArgs: args)).resolve()
                     printError("\(image) resolves to \(resolved.manifestDigest) (\(resolved.platform), \(resolved.manifest.layers.count) layers)")
                 }
-                try EFIVariableStore(directory: efivars).write(try StoredConfig(args: args))
-                print("stored: \(try StoredConfig(args: args).cmdlineText())")
+                try EFIVariableStore(directory: efivars).write(config)
+                print("stored: \(try config.cmdlineText())")
             } catch {
                 printError("wyrcan: error: \(error)")
                 throw ExitCode(1)

@@ -28,6 +28,12 @@ import Testing
         #expect(missing.stderr.split(separator: "\n").count == 1, "\(missing.stderr)")
         let bad = try Sys.wyrcan(["efi", "write", "--efivars", vars, "--cmdline", "wyr.arg=\"unterminated"])
         #expect(bad.status == 1)
+        // What the variable's format cannot hold (an `@N` section) is refused before any registry
+        // is asked (this one does not exist: the error would be a connection failure).
+        let unstorable = try Sys.wyrcan(["efi", "write", "--efivars", vars, "--cmdline",
+                                         "wyr.img=127.0.0.1:1/not/there wyr.net.network.eth0.Address@1.Address=10.0.0.9/24"])
+        #expect(unstorable.status == 1)
+        #expect(unstorable.stderr.contains("do not fit the EFI variable's format"), "\(unstorable.stderr)")
         #expect(try Sys.wyrcan(["efi", "show", "--efivars", vars]).stdout == stored.stdout)
 
         // --no-check stores without asking the registry.

@@ -48,8 +48,36 @@ enum Sys {
 
     static func wyrcan(_ arguments: [String]) throws -> Output { try run(binary("wyrcan"), arguments) }
 
+    /// This test process's scratch root, `$TMPDIR/wyrcan-sys-PID`: removed when the process exits
+    /// (unless `WYRCAN_KEEP_TEST_DIRS` is set, to look at a failure), and swept by a later run if
+    /// the process died first. Images, registries and QEMU disks add up to gigabytes per run.
+    static let scratchRoot: String = {
+        let tmp = FileManager.default.temporaryDirectory.path
+        let root = "\(tmp)/wyrcan-sys-\(getpid())"
+        sweepStaleScratch(in: tmp)
+        try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        if ProcessInfo.processInfo.environment["WYRCAN_KEEP_TEST_DIRS"] == nil {
+            atexit {
+                try? FileManager.default.removeItem(atPath: "\(FileManager.default.temporaryDirectory.path)/wyrcan-sys-\(getpid())")
+            }
+        }
+        return root
+    }()
+
+    /// Removes `wyrcan-sys-PID…` entries whose process is gone (also the older flat
+    /// `wyrcan-sys-PID-NAME` layout).
+    private static func sweepStaleScratch(in tmp: String) {
+        guard ProcessInfo.processInfo.environment["WYRCAN_KEEP_TEST_DIRS"] == nil,
+              let names = try? FileManager.default.contentsOfDirectory(atPath: tmp) else { return }
+        for name in names where name.hasPrefix("wyrcan-sys-") {
+            let digits = name.dropFirst("wyrcan-sys-".count).prefix { $0.isNumber }
+            guard let pid = Int32(digits), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            try? FileManager.default.removeItem(atPath: "\(tmp)/\(name)")
+        }
+    }
+
     static func tempDir(_ name: String) throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("wyrcan-sys-\(getpid())-\(name)").path
+        let dir = "\(scratchRoot)/\(name)"
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         return dir
