@@ -151,8 +151,11 @@ import Testing
         let r = try Sys.wyrcan(["convert", "oci:\(work)/layout:sized"] + options + ["--output", work + "/out", "--quiet"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stderr.isEmpty)
+        // Only the three artifacts remain (the work directory with the staged layers is gone).
+        #expect(try FileManager.default.contentsOfDirectory(atPath: work + "/out").sorted() == ["cmdline", "initrd", "kernel"])
         try unpack(initrd: work + "/out/initrd", compression: compression, into: work + "/rootfs")
         #expect(FileManager.default.isExecutableFile(atPath: work + "/rootfs/init"))
+        // (umoci reads the same layout afterwards: staging leaves a layout's own blobs alone.)
         try expectUmociTree(image: work + "/layout:sized", matches: work + "/rootfs", in: work, absent: ["boot/wyrcan.kernel"])
     }
 

@@ -126,9 +126,7 @@ struct BootAgent {
         // dropped then), and leave the initrd uncompressed.
         puller.afterFetch = { (index, blob) throws(ConversionError) -> String in
             guard plenty.withLock({ $0 }) else { return blob }
-            let tar = try InitrdBuilder.stage(layer: blob, index: index, in: pullDirectory)
-            if tar != blob && blob.hasPrefix(pullDirectory + "/") { FileSystem.remove(blob) }
-            return tar
+            return try InitrdBuilder.stage(layer: blob, index: index, in: pullDirectory)
         }
         let artifacts: BootArtifacts
         do throws(ConversionError) {
