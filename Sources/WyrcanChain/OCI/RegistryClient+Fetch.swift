@@ -106,6 +106,9 @@ extension RegistryClient {
         return ResolvedImage(name: name, manifestDigest: digest, topDigest: top.digest, manifest: manifest, platform: platform)
     }
 
+    /// Bytes of a blob gathered before they are written to its file.
+    static let writeSize = 256 << 10
+
     /// Downloads a blob to `path`, verifying size and digest while streaming. An interrupted
     /// transfer resumes with `Range`; a corrupt one is retried once from scratch and then refused.
     /// On failure the file is removed.
@@ -136,29 +139,53 @@ extension RegistryClient {
                 do throws(RegistryError) {
                     try withRetries(host: host) { (retryAfter) throws(RegistryError) in
                         var writeError: FileError? = nil
+                        // libcurl hands over at most 16 KiB per call; the file gets them in
+                        // pieces of `writeSize` (fewer system calls). `written` counts these
+                        // bytes too, so every exit from the exchange flushes them first.
+                        var pending: [UInt8] = []
+                        pending.reserveCapacity(Self.writeSize)
+                        func flush() {
+                            if writeError == nil, !pending.isEmpty {
+                                do throws(FileError) { try file.write(pending) } catch { writeError = error }
+                            }
+                            pending.removeAll(keepingCapacity: true)
+                        }
                         var headers: [String] = []
                         if written > 0 { headers.append("Range: bytes=\(written)-") }
                         let resumeFrom = written
-                        let ex = try exchange(
-                            host: host, url: url(host: host, "blobs/\(blob.digest)"), headers: headers,
-                            onData: { chunk in
-                                if written + Int64(chunk.count) > blob.size { return false }
-                                do throws(FileError) { try file.write(chunk) } catch { writeError = error; return false }
-                                hasher.update(chunk)
-                                written += Int64(chunk.count)
-                                contributors.insert(host)
-                                progress(written)
-                                return true
-                            },
-                            onResponse: { status in
-                                // The server ignored Range: start over.
-                                if status == 200 && resumeFrom > 0 {
-                                    try? file.truncate(to: 0)
-                                    hasher = (try? Hasher(blob.digest.algorithm == .sha512 ? .sha512 : .sha256)) ?? hasher
-                                    written = 0
-                                    contributors = []
-                                }
-                            })
+                        let ex: Exchange
+                        do throws(RegistryError) {
+                            ex = try exchange(
+                                host: host, url: url(host: host, "blobs/\(blob.digest)"), headers: headers,
+                                onData: { chunk in
+                                    if written + Int64(chunk.count) > blob.size { return false }
+                                    pending.append(contentsOf: chunk)
+                                    if pending.count >= Self.writeSize {
+                                        flush()
+                                        if writeError != nil { return false }
+                                    }
+                                    hasher.update(chunk)
+                                    written += Int64(chunk.count)
+                                    contributors.insert(host)
+                                    progress(written)
+                                    return true
+                                },
+                                onResponse: { status in
+                                    // The server ignored Range: start over.
+                                    if status == 200 && resumeFrom > 0 {
+                                        pending.removeAll(keepingCapacity: true)
+                                        try? file.truncate(to: 0)
+                                        hasher = (try? Hasher(blob.digest.algorithm == .sha512 ? .sha512 : .sha256)) ?? hasher
+                                        written = 0
+                                        contributors = []
+                                    }
+                                })
+                        } catch {
+                            flush()
+                            if let writeError { throw .file(writeError) }
+                            throw error
+                        }
+                        flush()
                         if let writeError { throw .file(writeError) }
                         retryAfter = Self.retryAfter(ex)
                         switch ex.status {

@@ -83,6 +83,9 @@ public final class RegistryClient {
                 try curl.set(CURLOPT_LOW_SPEED_LIMIT, 1)
                 try curl.set(CURLOPT_LOW_SPEED_TIME, 60)
                 try curl.set(CURLOPT_ACCEPT_ENCODING, "identity")
+                // Blobs: 256 KiB per read from the socket instead of 16 KiB (a 300 MB image:
+                // ≈ 1 100 reads instead of ≈ 19 000).
+                if onData != nil { try curl.set(CURLOPT_BUFFERSIZE, 256 << 10) }
                 if let ca = caFile(host: host) { try curl.set(CURLOPT_CAINFO, ca) }
                 try curl.setHeaders(headers + (authorization.map { [$0] } ?? []))
                 var announced = false

@@ -53,6 +53,9 @@ final class RawCompressedWriter {
                 try check(archive_write_set_filter_option(a, nil, "compression-level", String(level)), "compression level")
             }
             try check(archive_write_set_bytes_in_last_block(a, 1), "block size")
+            // Unblocked: the filter's output (≈ 128 KiB at a time) goes to the target as it is,
+            // not copied into 10 KiB blocks first.
+            try check(archive_write_set_bytes_per_block(a, 0), "block size")
             switch target {
             case .path(let path):
                 try check(archive_write_open_filename(a, path), "open \(path)")
