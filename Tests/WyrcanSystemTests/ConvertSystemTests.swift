@@ -372,12 +372,24 @@ import Testing
         #expect(try String(contentsOfFile: work + "/rootfs/init", encoding: .utf8) == "#!/bin/sh\nexec sh")
     }
 
+    /// From an OCI archive and from a layout, with a manifest that lists one layer twice (builders
+    /// do emit repeated identical layers): both read the one blob file, which stays.
     @Test func ociArchive() throws {
         let work = try Sys.tempDir("archive")
-        try Sys.buildImage(Self.small, layout: work + "/layout")
+        let layer = """
+            {"entries": [{"path": "boot", "type": "dir"}, {"path": "boot/wyrcan.kernel", "type": "random", "size": 150000, "seed": 3},
+              {"path": "boot/wyrcan.cmdline", "type": "file", "content": "console=ttyS0"},
+              {"path": "init", "type": "file", "content": "#!/bin/sh", "mode": 493}]}
+            """
+        try Sys.buildImage(#"{"tag": "small", "images": [{"layers": [\#(layer), \#(layer)]}]}"#, layout: work + "/layout")
+        let blobs = try FileManager.default.contentsOfDirectory(atPath: work + "/layout/blobs/sha256").sorted()
+        #expect(blobs.count == 3, "one layer blob, the config and the manifest: \(blobs)")
         try Sys.sh("cd '\(work)/layout' && tar -cf ../image.tar .")
         let r = try Sys.wyrcan(["convert", "oci-archive:\(work)/image.tar:small", "-o", work + "/out", "--quiet"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try String(contentsOfFile: work + "/out/cmdline", encoding: .utf8) == "console=ttyS0\n")
+        let fromLayout = try Sys.wyrcan(["convert", "oci:\(work)/layout:small", "-o", work + "/out2", "--quiet"])
+        #expect(fromLayout.status == 0, "\(fromLayout.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: work + "/layout/blobs/sha256").sorted() == blobs)
     }
 }

@@ -122,8 +122,8 @@ struct BootAgent {
             }
             plenty.withLock { $0 = Self.memoryIsPlenty(compressedLayers: layers) }
         }
-        // With memory to spare: decompress each layer once, as soon as it is fetched (its blob
-        // dropped then), and leave the initrd uncompressed.
+        // With memory to spare: decompress each layer once, as soon as it is fetched (the puller
+        // drops its blob then), and leave the initrd uncompressed.
         puller.afterFetch = { (index, blob) throws(ConversionError) -> String in
             guard plenty.withLock({ $0 }) else { return blob }
             return try InitrdBuilder.stage(layer: blob, index: index, in: pullDirectory)
@@ -161,7 +161,9 @@ struct BootAgent {
         }
         if args.efi == .write {
             do {
-                try EFIVariableStore().write(try StoredConfig(args: args))
+                let config = try StoredConfig(args: args)
+                _ = try config.cmdlineText()  // (what a later boot could not read back is not stored)
+                try EFIVariableStore().write(config)
                 Console.stage("Stored this config in EFI: later boots without wyr.img use it")
             } catch {
                 Console.failure("could not store the config in EFI: \(error)")

@@ -9,7 +9,10 @@ public struct ImagePuller {
     public var beforeFetch: (@Sendable (ResolvedImage) throws(ConversionError) -> Void)? = nil
     /// Called with each layer (its index and verified blob) as soon as it is fetched, on the
     /// fetching thread, while other layers may still be downloading; returns the path to hand
-    /// on in `Pulled.layers` (e.g. the layer decompressed: `InitrdBuilder.stage`).
+    /// on in `Pulled.layers` (e.g. the layer decompressed: `InitrdBuilder.stage`). When that is
+    /// another file, a blob downloaded from a registry (this pull's own copy, one per layer) is
+    /// deleted: only the new file is read from then on, and for the boot agent the space is RAM.
+    /// An OCI layout's blobs stay (they are the user's, or shared by layers with one digest).
     public var afterFetch: (@Sendable (Int, String) throws(ConversionError) -> String)? = nil
 
     public init(options: RegistryOptions, quiet: Bool = false) {
@@ -74,7 +77,10 @@ public struct ImagePuller {
                 try client.fetchBlob(layer, to: path) { progress.update(layer: i, bytes: $0) }
             } catch { throw .registry(error) }
             progress.finished(layer: i)
-            return try afterFetch?(i, path) ?? path
+            guard let afterFetch else { return path }
+            let handedOn = try afterFetch(i, path)
+            if handedOn != path { FileSystem.remove(path) }
+            return handedOn
         }
         progress.complete()
         return Pulled(image: image, layers: paths)

@@ -77,10 +77,8 @@ public struct InitrdBuilder {
     /// Decompresses one layer blob into `directory` as a plain tar (`layer-INDEX.tar`, removed
     /// again if that fails), so that `build`, which reads every layer twice (headers, then data),
     /// decompresses it once; returns the tar's path, or the blob's own when it is not compressed.
-    /// A blob fetched into `directory` (or below it) is removed once staged: only the tar is read
-    /// from then on, and the space is RAM for the boot agent. A blob elsewhere (an OCI layout's)
-    /// is the user's and stays.
-    /// Meant for `ImagePuller.afterFetch`: layers decompress while others still download.
+    /// Meant for `ImagePuller.afterFetch`: layers decompress while others still download (and the
+    /// puller then deletes a downloaded blob).
     public static func stage(layer blob: String, index: Int, in directory: String) throws(ConversionError) -> String {
         guard ArchiveReader.compression(of: blob) != .none else { return blob }
         let tar = "\(directory)/layer-\(index).tar"
@@ -88,7 +86,6 @@ public struct InitrdBuilder {
             FileSystem.remove(tar)
             throw .archive(error)
         }
-        if blob.hasPrefix(directory + "/") { FileSystem.remove(blob) }
         return tar
     }
 
