@@ -55,9 +55,8 @@ struct Efi: ParsableCommand {
                     let resolved = try RegistryClient(reference: image, options: RegistryOptions(bootArgs: args)).resolve()
                     printError("\(image) resolves to \(resolved.manifestDigest) (\(resolved.platform), \(resolved.manifest.layers.count) layers)")
                 }
-                let text = try config.cmdlineText()  // (before writing: a failure here stores nothing)
                 try EFIVariableStore(directory: efivars).write(config)
-                print("stored: \(text)")
+                print("stored: \(try config.cmdlineText())")
             } catch {
                 printError("wyrcan: error: \(error)")
                 throw ExitCode(1)

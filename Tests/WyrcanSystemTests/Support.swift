@@ -57,9 +57,7 @@ enum Sys {
         sweepStaleScratch(in: tmp)
         try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         if ProcessInfo.processInfo.environment["WYRCAN_KEEP_TEST_DIRS"] == nil {
-            atexit {
-                try? FileManager.default.removeItem(atPath: "\(FileManager.default.temporaryDirectory.path)/wyrcan-sys-\(getpid())")
-            }
+            atexit { try? FileManager.default.removeItem(atPath: Sys.scratchRoot) }
         }
         return root
     }()

@@ -161,9 +161,7 @@ struct BootAgent {
         }
         if args.efi == .write {
             do {
-                let config = try StoredConfig(args: args)
-                _ = try config.cmdlineText()  // (what a later boot could not read back is not stored)
-                try EFIVariableStore().write(config)
+                try EFIVariableStore().write(try StoredConfig(args: args))
                 Console.stage("Stored this config in EFI: later boots without wyr.img use it")
             } catch {
                 Console.failure("could not store the config in EFI: \(error)")

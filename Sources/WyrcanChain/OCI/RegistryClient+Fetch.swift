@@ -126,11 +126,12 @@ extension RegistryClient {
         var corruptRetries = 1
         // Hosts to ask; a mirror whose bytes went into a corrupt result is dropped for the retry.
         var candidates = hosts
+        let algorithm: Hasher.Algorithm = blob.digest.algorithm == .sha512 ? .sha512 : .sha256
         while true {
             let file: FileHandleFD
             do { file = try FileHandleFD.create(path) } catch { throw .file(error) }
             var hasher: Hasher
-            do { hasher = try Hasher(blob.digest.algorithm == .sha512 ? .sha512 : .sha256) } catch { throw .crypto(error) }
+            do { hasher = try Hasher(algorithm) } catch { throw .crypto(error) }
             var written: Int64 = 0
             var lastError: RegistryError = .notFound(what: what)
             var done = false
@@ -175,7 +176,7 @@ extension RegistryClient {
                                     if status == 200 && resumeFrom > 0 {
                                         pending.removeAll(keepingCapacity: true)
                                         try? file.truncate(to: 0)
-                                        hasher = (try? Hasher(blob.digest.algorithm == .sha512 ? .sha512 : .sha256)) ?? hasher
+                                        hasher = (try? Hasher(algorithm)) ?? hasher
                                         written = 0
                                         contributors = []
                                     }

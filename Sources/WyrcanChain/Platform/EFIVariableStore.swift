@@ -52,6 +52,7 @@ public struct StoredConfig: Codable, Sendable, Equatable {
             throw .notRepresentable(what: "wyr.efi=write", reason: "repeated wyr.net keys or SECTION@N sections do not fit the EFI variable's format")
         }
         self.init(image: args.image?.description, cmdline: args.args, network: network, insecure: args.insecureRegistries)
+        _ = try cmdlineText()  // (what a later boot could not read back is not a config to store)
     }
 
     /// The equivalent cmdline, so a stored config goes through the same parser as a typed one.
