@@ -56,17 +56,19 @@ enum Sys {
         let root = "\(tmp)/wyrcan-sys-\(getpid())"
         sweepStaleScratch(in: tmp)
         try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        if ProcessInfo.processInfo.environment["WYRCAN_KEEP_TEST_DIRS"] == nil {
+        if !keepScratch {
             atexit { try? FileManager.default.removeItem(atPath: Sys.scratchRoot) }
         }
         return root
     }()
 
+    /// `WYRCAN_KEEP_TEST_DIRS` is set: no scratch directory is removed.
+    private static let keepScratch = ProcessInfo.processInfo.environment["WYRCAN_KEEP_TEST_DIRS"] != nil
+
     /// Removes `wyrcan-sys-PID…` entries whose process is gone (also the older flat
     /// `wyrcan-sys-PID-NAME` layout).
     private static func sweepStaleScratch(in tmp: String) {
-        guard ProcessInfo.processInfo.environment["WYRCAN_KEEP_TEST_DIRS"] == nil,
-              let names = try? FileManager.default.contentsOfDirectory(atPath: tmp) else { return }
+        guard !keepScratch, let names = try? FileManager.default.contentsOfDirectory(atPath: tmp) else { return }
         for name in names where name.hasPrefix("wyrcan-sys-") {
             let digits = name.dropFirst("wyrcan-sys-".count).prefix { $0.isNumber }
             guard let pid = Int32(digits), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
