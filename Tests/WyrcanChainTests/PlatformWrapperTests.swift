@@ -198,6 +198,34 @@ import WyrcanHTTP
     }
 }
 
+/// Sparse members (GNU tar `--sparse`, in its own format and in pax's): the data is the whole
+/// file, holes as zeros, and the size is the file's.
+@Suite struct SparseTarTests {
+    @Test(arguments: ["gnu", "posix"])
+    func holesAreReadAsZeros(format: String) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("wyrcan-sparse-\(getpid())-\(format)").path
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A hole, data, a hole, data, and a hole at the end.
+        _ = try shell("""
+            cd '\(dir)' && printf x | dd of=lastlog bs=1 seek=1048576 conv=notrunc status=none &&
+            printf end | dd of=lastlog bs=1 seek=3145728 conv=notrunc status=none && truncate -s 4194304 lastlog &&
+            tar --sparse --format=\(format) -cf layer.tar lastlog
+            """)
+        let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/lastlog")))
+        #expect(original.count == 4 << 20)
+        let listing = try shell("tar -tvf '\(dir)/layer.tar'")
+        #expect(listing.contains("lastlog"), "\(listing)")
+        let reader = try ArchiveReader(path: dir + "/layer.tar")
+        let entry = try #require(try reader.next())
+        #expect(entry.path == "lastlog" && entry.size == Int64(original.count))
+        var data: [UInt8] = []
+        try reader.readData { data.append(contentsOf: $0) }
+        #expect(data.count == original.count && data == original)
+    }
+}
+
 func shell(_ command: String) throws -> String {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/bin/sh")

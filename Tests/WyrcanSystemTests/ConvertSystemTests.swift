@@ -268,6 +268,56 @@ import Testing
         try expectUmociTree(image: work + "/gz:v1", matches: work + "/rootfs", in: work, absent: ["boot/vmlinuz-1", "boot/wyrcan.kernel"])
     }
 
+    /// A merged-/usr image (`lib` → `usr/lib`) and a layer that adds `lib/modules/…` without an
+    /// entry for `lib`, as `tar -cf l.tar lib/modules` writes it: the files land in `usr/lib`,
+    /// through the symlink, which stays; whiteouts and hard links go through it too. And a
+    /// whiteout or opaque marker hides only lower layers' files, also when this layer's files
+    /// came first and their directory has no entry of its own in this layer.
+    @Test func layersWriteThroughSymlinkedDirectoriesAndWhiteoutsHideOnlyLowerLayers() throws {
+        let work = try Sys.tempDir("usrmerge")
+        let spec = """
+            {"tag": "merged", "images": [{"layers": [
+             {"compression": "gzip", "entries": [
+               {"path": "boot", "type": "dir"}, {"path": "boot/wyrcan.kernel", "type": "file", "content": "kernel"},
+               {"path": "init", "type": "file", "content": "#!/bin/sh", "mode": 493},
+               {"path": "usr", "type": "dir"}, {"path": "usr/lib", "type": "dir", "mode": 488},
+               {"path": "usr/lib/libc.so", "type": "file", "content": "libc"}, {"path": "usr/lib/libm.so", "type": "file", "content": "libm"},
+               {"path": "lib", "type": "symlink", "target": "usr/lib"},
+               {"path": "opt", "type": "dir"}, {"path": "opt/a", "type": "file", "content": "a"},
+               {"path": "opt/sub", "type": "dir"}, {"path": "opt/sub/b", "type": "file", "content": "b"},
+               {"path": "d", "type": "dir"}, {"path": "d/old", "type": "file", "content": "old"}
+             ]},
+             {"compression": "gzip", "entries": [
+               {"path": "lib/modules/6.1/kernel.ko", "type": "file", "content": "module"},
+               {"path": "lib/libc.so", "type": "whiteout"},
+               {"path": "lib/libm-link.so", "type": "hardlink", "target": "lib/libm.so"},
+               {"path": "opt/sub/new", "type": "file", "content": "new"}, {"path": "opt", "type": "opaque"},
+               {"path": "d/new", "type": "file", "content": "new"}, {"path": "d", "type": "whiteout"},
+               {"path": "e/../f", "type": "file", "content": "cleaned"}
+             ]}
+            ]}]}
+            """
+        try Sys.buildImage(spec, layout: work + "/layout")
+        let r = try Sys.wyrcan(["convert", "oci:\(work)/layout:merged", "--output", work + "/out", "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        try unpack(initrd: work + "/out/initrd", into: work + "/rootfs")
+        try expectUmociTree(image: work + "/layout:merged", matches: work + "/rootfs", in: work, absent: ["boot/wyrcan.kernel"])
+
+        let fm = FileManager.default
+        let root = work + "/rootfs"
+        #expect(try fm.destinationOfSymbolicLink(atPath: root + "/lib") == "usr/lib", "the symlink stays")
+        #expect(try String(contentsOfFile: root + "/usr/lib/modules/6.1/kernel.ko", encoding: .utf8) == "module")
+        #expect(!fm.fileExists(atPath: root + "/usr/lib/libc.so"), "whited out through the symlink")
+        let libm = try fm.attributesOfItem(atPath: root + "/usr/lib/libm.so")[.systemFileNumber] as? Int
+        let link = try fm.attributesOfItem(atPath: root + "/usr/lib/libm-link.so")[.systemFileNumber] as? Int
+        #expect(libm != nil && libm == link, "hard-linked through the symlink")
+        #expect(try fm.contentsOfDirectory(atPath: root + "/opt") == ["sub"])
+        #expect(try fm.contentsOfDirectory(atPath: root + "/opt/sub") == ["new"])
+        #expect(try fm.contentsOfDirectory(atPath: root + "/d") == ["new"])
+        #expect(try String(contentsOfFile: root + "/f", encoding: .utf8) == "cleaned")
+        #expect(!fm.fileExists(atPath: root + "/e"))
+    }
+
     /// The kernel is left out of the initrd by its /boot/wyrcan.kernel name only: another hard-link
     /// name of the same file is the image's own and keeps the data.
     @Test func aKernelHardLinkedElsewhereKeepsItsOtherName() throws {

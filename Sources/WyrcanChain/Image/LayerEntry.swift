@@ -16,13 +16,16 @@ struct LayerEntry: Sendable {
     static let whiteoutPrefix = ".wh."
     static let opaqueMarker = ".wh..wh..opq"
 
-    /// Relative path without `./`, leading or doubled slashes; nil for the root itself.
-    /// Throws for a path that climbs out of the root.
+    /// Relative path without `./`, leading or doubled slashes, `x/..` cleaned away; nil for the
+    /// root itself; `.some(nil)` for a path that climbs out of the root.
     static func normalise(_ raw: String) -> String?? {
         var parts: [Substring] = []
         for part in raw.split(separator: "/", omittingEmptySubsequences: true) {
             if part == "." { continue }
-            if part == ".." { return .some(nil) }
+            if part == ".." {
+                guard parts.popLast() != nil else { return .some(nil) }
+                continue
+            }
             parts.append(part)
         }
         if parts.isEmpty { return .none }

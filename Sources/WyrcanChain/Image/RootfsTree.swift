@@ -5,7 +5,9 @@
 /// - a directory over a directory merges (the upper one's metadata wins);
 /// - any other entry replaces what was at its path, and a non-directory replacing a directory
 ///   removes the directory's contents;
-/// - hard links point at the member that holds the data, so they stay hard links.
+/// - hard links point at the member that holds the data, so they stay hard links;
+/// - symlinks among a member's parent directories are followed inside the tree, as unpacking
+///   the layers in order would.
 struct RootfsTree {
     /// Where a member's data lives: (layer index, member ordinal).
     struct Source: Hashable, Sendable {
@@ -37,24 +39,40 @@ struct RootfsTree {
         for entry in entries {
             switch entry.kind {
             case .whiteout(let path):
-                removeSubtree(path, below: layer)
+                removeSubtree(try placed(path), below: layer)
             case .opaque(let directory):
+                let directory = try follow(directory).path
                 for child in children[directory] ?? [] { removeSubtree(child, below: layer) }
             case .root(let info):
                 root = info
-            case .node(let info):
+            case .node(var info):
+                info.path = try placed(info.path)
                 insert(Node(info: info, layer: layer, source: Source(layer: layer, ordinal: entry.ordinal)))
-            case .hardlink(let target, var info):
+            case .hardlink(let linkTarget, var info):
+                let target = try placed(linkTarget)
                 guard let targetNode = nodes[target], targetNode.info.type != .directory else {
-                    throw .danglingHardlink(layer: layer, path: info.path, target: target)
+                    throw .danglingHardlink(layer: layer, path: info.path, target: linkTarget)
                 }
                 // A hard link shares the target's inode: same data, same metadata.
-                let path = info.path
+                let path = try placed(info.path)
                 info = targetNode.info
                 info.path = path
                 insert(Node(info: info, layer: layer, source: targetNode.source))
             }
         }
+    }
+
+    /// Where a layer's member `path` lands: its parent directories with the symlinks among them
+    /// followed inside the tree, as when unpacking the layers in order (umoci's SecureJoin). A
+    /// layer adding `lib/modules/x` over a `lib` → `usr/lib` symlink (a merged-/usr image) adds
+    /// `usr/lib/modules/x`, and the symlink stays. The last component itself is not followed:
+    /// the member replaces whatever is there.
+    private func placed(_ path: String) throws(ConversionError) -> String {
+        let parent = Self.parent(of: path)
+        guard !parent.isEmpty else { return path }
+        let directory = try follow(parent).path
+        let name = String(path[path.index(after: path.lastIndex(of: "/")!)...])
+        return directory.isEmpty ? name : directory + "/" + name
     }
 
     private mutating func insert(_ node: Node) {
@@ -71,11 +89,20 @@ struct RootfsTree {
         children[Self.parent(of: path), default: []].insert(path)
     }
 
-    /// Makes `path` and its parents directories, replacing non-directories in the way.
+    /// Makes `path` and its parents directories, replacing non-directories in the way. An
+    /// existing directory becomes this layer's (keeping its metadata), like every ancestor of a
+    /// member: a whiteout or opaque marker later in the same layer hides only what lower layers
+    /// put below it, never this layer's own members (umoci's "upper paths").
     private mutating func ensureDirectory(_ path: String, layer: Int) {
         guard !path.isEmpty else { return }
         if let existing = nodes[path] {
-            if existing.info.type == .directory { return }
+            if existing.info.type == .directory {
+                // Its ancestors were marked when it was (layers only grow).
+                guard existing.layer < layer else { return }
+                nodes[path]!.layer = layer
+                ensureDirectory(Self.parent(of: path), layer: layer)
+                return
+            }
             removeSubtree(path, below: Int.max)
         }
         ensureDirectory(Self.parent(of: path), layer: layer)
@@ -103,17 +130,31 @@ struct RootfsTree {
     // MARK: - Lookups
 
     /// Resolves `path` inside the tree, following symlinks (absolute targets are relative to the
-    /// image root; `..` never climbs above it). Returns the final path and node.
+    /// image root; `..` never climbs above it). Returns the final path and node, or nil when a
+    /// component does not exist.
     func resolve(_ path: String) throws(ConversionError) -> (String, Node)? {
+        let (final, complete) = try follow(path)
+        guard complete else { return nil }
+        return nodes[final].map { (final, $0) }
+    }
+
+    /// `path` with every symlink along it followed inside the tree; components that do not exist
+    /// are kept as they are (`complete` is then false).
+    private func follow(_ path: String) throws(ConversionError) -> (path: String, complete: Bool) {
         var pending = path.split(separator: "/").map(String.init)
         var resolved: [String] = []
         var hops = 0
+        var complete = true
         while !pending.isEmpty {
             let part = pending.removeFirst()
             if part == "." || part.isEmpty { continue }
             if part == ".." { _ = resolved.popLast(); continue }
             let candidate = (resolved + [part]).joined(separator: "/")
-            guard let node = nodes[candidate] else { return nil }
+            guard let node = nodes[candidate] else {
+                complete = false
+                resolved.append(part)
+                continue
+            }
             if node.info.type == .symlink {
                 hops += 1
                 if hops > 40 { throw .symlinkLoop(path) }
@@ -124,8 +165,7 @@ struct RootfsTree {
                 resolved.append(part)
             }
         }
-        let final = resolved.joined(separator: "/")
-        return nodes[final].map { (final, $0) }
+        return (resolved.joined(separator: "/"), complete)
     }
 
     var directories: [Node] {

@@ -347,16 +347,39 @@ public final class ArchiveReader {
         return info
     }
 
-    /// Reads the current member's data, calling `body` with each chunk.
+    /// Reads the current member's data, calling `body` with each chunk. The holes of a sparse
+    /// member (GNU or pax sparse tar) are handed over as zeros: libarchive returns only the
+    /// data blocks, each at its offset, and the file's end as the offset at EOF.
     public func readData(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         var buffer: UnsafeRawPointer? = nil
         var size = 0
         var offset: la_int64_t = 0
+        var position: Int64 = 0
         while true {
             let code = archive_read_data_block(archive, &buffer, &size, &offset)
+            guard code == ARCHIVE_EOF || code >= ARCHIVE_WARN else { throw ArchiveError.from(archive, "read data") }
+            if Int64(offset) > position {
+                try Self.zeros(count: Int64(offset) - position, body)
+                position = Int64(offset)
+            }
             if code == ARCHIVE_EOF { return }
-            guard code >= ARCHIVE_WARN else { throw ArchiveError.from(archive, "read data") }
-            if size > 0 { try body(UnsafeRawBufferPointer(start: buffer, count: size)) }
+            if size > 0 {
+                try body(UnsafeRawBufferPointer(start: buffer, count: size))
+                position += Int64(size)
+            }
+        }
+    }
+
+    private static let zeroBlock = [UInt8](repeating: 0, count: 64 << 10)
+
+    private static func zeros(count: Int64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var left = count
+        try zeroBlock.withUnsafeBytes { block in
+            while left > 0 {
+                let n = Int(min(left, Int64(block.count)))
+                try body(UnsafeRawBufferPointer(rebasing: block[..<n]))
+                left -= Int64(n)
+            }
         }
     }
 }
