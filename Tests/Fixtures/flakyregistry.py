@@ -14,7 +14,13 @@ layout, to test retries, Range resume and digest checks against a real HTTP peer
 --wrong-digest    manifests by tag come with a Docker-Content-Digest that is not theirs
 --deny            every /v2/ request answers 401 with a Basic challenge (a mirror we may not use)
 --bearer          requires a Bearer token from GET /token (anonymous, or Basic wyrcan:s3cret for
-                  the "authenticated" token), announced by a WWW-Authenticate challenge
+                  the "authenticated" token), announced by a WWW-Authenticate challenge (and a
+                  Basic challenge in a second header, as some registries send both)
+--token-busy-first  the first GET /token answers 503 with Retry-After: 1
+--endless-token   GET /token answers 200 and streams JSON whitespace until the client hangs up
+--range-elsewhere a Range request is answered 206 from half the asked offset (with that
+                  Content-Range), as a broken proxy might
+--range-from-zero a Range request is answered 206 from byte 0 (Content-Range bytes 0-…)
 Every request is logged to stdout as "METHOD PATH RANGE" so tests can assert on them.
 Serves any repository name; tags resolve through the layout's ref.name annotations.
 """
@@ -25,7 +31,7 @@ signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
 
 layout, port_file = sys.argv[1], sys.argv[2]
 flags = set(sys.argv[3:])
-seen_blobs, state = set(), {"throttled": False, "unavailable": False}
+seen_blobs, state = set(), {"throttled": False, "unavailable": False, "token_busy": False}
 lock = threading.Lock()
 
 def index():
@@ -66,6 +72,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
         print(f"{self.command} {self.path} {rng} {self.headers.get('Authorization', '-')} at {time.time():.2f}", flush=True)
         parts = self.path.split("/")
         if self.path.startswith("/token"):
+            with lock:
+                if "--token-busy-first" in flags and not state["token_busy"]:
+                    state["token_busy"] = True
+                    return self.send_bytes(503, b'{"errors":[{"code":"UNAVAILABLE","message":"token service busy"}]}', "application/json", {"Retry-After": "1"})
+            if "--endless-token" in flags:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                try:
+                    self.wfile.write(b'{"token": "endless"')
+                    while True:
+                        self.wfile.write(b" " * 65536)
+                except OSError:
+                    self.close_connection = True
+                    return
             auth = self.headers.get("Authorization", "")
             user = None
             if auth.startswith("Basic "):
@@ -79,7 +100,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if "--bearer" in flags and not self.headers.get("Authorization", "").startswith("Bearer token-for-"):
             port = self.server.server_address[1]
             challenge = f'Bearer realm="http://127.0.0.1:{port}/token",service="flaky",scope="repository:any/name:pull"'
-            return self.send_bytes(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}', "application/json", {"WWW-Authenticate": challenge})
+            self.send_response(401)
+            body = b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}'
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("WWW-Authenticate", challenge)
+            self.send_header("WWW-Authenticate", 'Basic realm="flaky"')
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+            return
         if self.path == "/v2/":
             return self.send_bytes(200, b"{}", "application/json")
         if len(parts) < 5 or parts[1] != "v2":
@@ -122,6 +152,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             start = int(rng[6:].split("-")[0]) if rng.startswith("bytes=") and "--ignore-range" not in flags else 0
             if len(body) > 1 and ("--cut-always" in flags or ("--cut-first" in flags and first)):
                 return self.send_cut(body, start)
+            if start and start >= len(body):
+                return self.send_bytes(416, b"", extra={"Content-Range": f"bytes */{len(body)}"})
+            if start and "--range-elsewhere" in flags:
+                start //= 2
+            if start and "--range-from-zero" in flags:
+                return self.send_bytes(206, bytes(body), extra={"Content-Range": f"bytes 0-{len(body) - 1}/{len(body)}"})
             if start:
                 return self.send_bytes(206, bytes(body[start:]), extra={"Content-Range": f"bytes {start}-{len(body) - 1}/{len(body)}"})
             return self.send_bytes(200, bytes(body))

@@ -80,6 +80,51 @@ import Glibc
         #expect(Platform.current.os == "linux")
     }
 
+    /// Pieces of the registry client's HTTP handling that a real registry rarely exercises.
+    @Test func registryResponsesAreReadCarefully() {
+        #expect(RegistryClient.rangeStart("bytes 100-199/200") == 100)
+        #expect(RegistryClient.rangeStart(" bytes 0-9/10") == 0)
+        #expect(RegistryClient.rangeStart("bytes */200") == nil)
+        #expect(RegistryClient.rangeStart("none") == nil)
+        let twoChallenges = HTTPResponse(status: 401, headers: [("www-authenticate", #"Basic realm="r""#),
+                                                               ("www-authenticate", #"Bearer realm="https://auth.example/token""#)], body: [])
+        #expect(RegistryClient.preferredChallenge(twoChallenges)?.hasPrefix("Bearer") == true)
+        #expect(RegistryClient.preferredChallenge(HTTPResponse(status: 401, headers: [], body: [])) == nil)
+        // HTTP/2 stream resets (CURLE_HTTP2_STREAM, CURLE_HTTP2) are retried like a dropped connection.
+        #expect(CurlError(code: 92, message: "stream 1 was not closed cleanly", url: "").isTransient)
+        #expect(CurlError(code: 16, message: "HTTP/2 framing", url: "").isTransient)
+        #expect(!CurlError(code: 60, message: "certificate", url: "").isTransient)
+        // A busy token service is retried, after its Retry-After.
+        let busy = RegistryError.http(status: 503, url: "https://auth.example/token", detail: "", retryAfter: 2)
+        #expect(busy.isTransient && busy.retryAfter == 2)
+        #expect(RegistryError.sizeMismatch(what: "blob b", expected: 10, actual: 11).description == "blob b: got more than the 10 bytes its descriptor gives; refusing it")
+    }
+
+    /// An index entry is chosen only if the platform can run it: its own variant first, then the
+    /// nearest lower level, then one without a variant; never a higher level.
+    @Test func variantsAreMatchedByLevel() throws {
+        func index(_ platforms: [String]) throws -> Index {
+            let digest = try Digest(parsing: "sha256:" + String(repeating: "a", count: 64))
+            return Index(schemaVersion: 2, mediaType: nil, manifests: try platforms.map {
+                Descriptor(mediaType: MediaType.ociManifest, digest: digest, size: 1, platform: try Platform(parsing: $0))
+            })
+        }
+        func chosen(_ platforms: [String], for wanted: String) throws -> String? {
+            try index(platforms).manifest(for: try Platform(parsing: wanted))?.platform?.description
+        }
+        #expect(try chosen(["linux/arm/v7"], for: "linux/arm/v6") == nil, "v7 does not run on v6")
+        #expect(try chosen(["linux/arm/v5", "linux/arm/v6"], for: "linux/arm/v7") == "linux/arm/v6")
+        #expect(try chosen(["linux/arm", "linux/arm/v6", "linux/arm/v7"], for: "linux/arm/v7") == "linux/arm/v7")
+        #expect(try chosen(["linux/arm"], for: "linux/arm/v6") == "linux/arm")
+        #expect(try chosen(["linux/amd64/v3"], for: "linux/amd64") == nil, "v3 needs more than the baseline")
+        #expect(try chosen(["linux/amd64/v3", "linux/amd64"], for: "linux/amd64") == "linux/amd64")
+        #expect(try chosen(["linux/amd64", "linux/amd64/v2", "linux/amd64/v3"], for: "linux/amd64/v3") == "linux/amd64/v3")
+        #expect(try chosen(["linux/amd64/v2", "linux/amd64/v3"], for: "linux/amd64/v4") == "linux/amd64/v3")
+        #expect(try chosen(["linux/arm64", "linux/arm64/v8"], for: "linux/arm64") == "linux/arm64/v8")
+        #expect(try chosen(["unknown/unknown", "linux/arm64/v8"], for: "linux/amd64") == nil)
+        #expect(try chosen(["linux/riscv64/rva22"], for: "linux/riscv64") == "linux/riscv64/rva22")
+    }
+
     /// Auth-file keys as Docker and containers write them all name a registry host.
     @Test func authFileKeysAreRegistryHosts() throws {
         let path = "/tmp/wyrcan-authfile-\(getpid()).json"
@@ -87,7 +132,8 @@ import Glibc
         let basic = "dXNlcjpwYXNz"  // user:pass
         let json = """
             {"auths": {"https://index.docker.io/v1/": {"auth": "\(basic)"}, "https://r.example.com/v2/": {"username": "u", "password": "p"},
-                       "127.0.0.1:5000": {"auth": "\(basic)"}, "helper.example.com": {"identitytoken": "t"}}}
+                       "127.0.0.1:5000": {"auth": "\(basic)"}, "helper.example.com": {"identitytoken": "t"},
+                       "acr.example.com": {"auth": "MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAwOg==", "identitytoken": "t"}}}
             """
         try FileSystem.writeFile(path, Array(json.utf8))
         var options = RegistryOptions()
@@ -96,6 +142,7 @@ import Glibc
         #expect(options.credentials["r.example.com"] == Credentials(username: "u", password: "p"))
         #expect(options.credentials["127.0.0.1:5000"] == Credentials(username: "user", password: "pass"))
         #expect(options.credentials["helper.example.com"] == nil, "identity tokens are not used")
+        #expect(options.credentials["acr.example.com"] == nil, "nor the placeholder login written beside one")
 
         try FileSystem.writeFile(path, Array(#"{"auths": {"r.io": {"auth": "not base64!"}}}"#.utf8))
         #expect(throws: RegistryError.self) { try options.loadAuthFile(path) }

@@ -239,6 +239,85 @@ import Testing
         #expect(try String(contentsOfFile: work + "/out/kernel", encoding: .utf8) == "previous")
     }
 
+    /// A token service that is busy (503, Retry-After: 1) is asked again after the wait, not
+    /// taken for a refusal of our credentials. (The registry also sends a Basic challenge after
+    /// the Bearer one: the Bearer one is answered.)
+    @Test func aBusyTokenServiceIsRetriedAfterItsRetryAfter() throws {
+        let (r, flaky, _) = try Self.convertFromFlaky("token-busy", flags: ["--bearer", "--token-busy-first"], name: "any/name:small")
+        #expect(r.status == 0, "\(r.stderr)")
+        let times = flaky.server.output.split(separator: "\n").filter { $0.hasPrefix("GET /token") }
+            .compactMap { $0.components(separatedBy: " at ").last.flatMap { Double($0) } }
+        #expect(times.count >= 2, "\(flaky.server.output)")
+        if times.count >= 2 { #expect(times[1] - times[0] >= 1.0, "asked again after \(times[1] - times[0]) s") }
+    }
+
+    /// A token response that never ends is cut off at 1 MiB, with a message saying so.
+    @Test(.timeLimit(.minutes(2)))
+    func anEndlessTokenResponseIsRefused() throws {
+        let (r, _, work) = try Self.convertFromFlaky("token-endless", flags: ["--bearer", "--endless-token"], name: "any/name:small")
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("/token?") && r.stderr.contains("the response is larger than 1048576 bytes; refusing it"), "\(r.stderr)")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: work + "/out")) ?? [] == [])
+    }
+
+    /// Blob GETs in the flaky registry's log: (path, Range header).
+    static func blobRequests(_ log: String) -> [(path: String, range: String)] {
+        var requests: [(path: String, range: String)] = []
+        for line in log.split(separator: "\n") {
+            let fields = line.split(separator: " ").map(String.init)
+            if fields.count > 2, fields[0] == "GET", fields[1].contains("/blobs/") { requests.append((fields[1], fields[2])) }
+        }
+        return requests
+    }
+
+    /// A resume answered with a 206 from another offset than asked (a broken proxy) is not
+    /// appended: the blob is fetched again from the start. One answered from byte 0 is taken
+    /// as the whole blob.
+    @Test(arguments: [("--range-elsewhere", true), ("--range-from-zero", false)])
+    func aResumeAnsweredFromElsewhereStartsOver(flag: String, startsOver: Bool) throws {
+        let (r, flaky, _) = try Self.convertFromFlaky("range" + flag, flags: ["--cut-first", flag])
+        #expect(r.status == 0, "\(r.stderr)")
+        let requests = Self.blobRequests(flaky.server.output)
+        let resumed = requests.filter { $0.range.hasPrefix("bytes=") }
+        #expect(!resumed.isEmpty, "\(flaky.server.output)")
+        for blob in Set(resumed.map(\.path)) {
+            let plain = requests.filter { $0.path == blob && $0.range == "-" }.count
+            #expect(plain == (startsOver ? 2 : 1), "\(blob): \(requests)")
+        }
+    }
+
+    /// A blob longer or shorter than its descriptor says is refused at once, with what was
+    /// wrong, not retried as if the network had failed; nothing is written.
+    @Test(arguments: [-1, 1])
+    func aBlobWhoseSizeDisagreesWithItsDescriptorIsRefused(delta: Int) throws {
+        var declared = 0
+        let (r, flaky, work) = try Self.convertFromFlaky("size\(delta)", flags: []) { work in
+            let fix = try Sys.run("/usr/bin/python3", ["-c", """
+                import hashlib, json, os, sys
+                layout, delta = sys.argv[1], int(sys.argv[2])
+                index = json.load(open(layout + "/index.json"))
+                old = index["manifests"][0]
+                manifest = json.load(open(layout + "/blobs/sha256/" + old["digest"][7:]))
+                manifest["layers"][0]["size"] += delta
+                body = json.dumps(manifest).encode()
+                digest = hashlib.sha256(body).hexdigest()
+                open(layout + "/blobs/sha256/" + digest, "wb").write(body)
+                old["digest"], old["size"] = "sha256:" + digest, len(body)
+                json.dump(index, open(layout + "/index.json", "w"))
+                print(manifest["layers"][0]["size"])
+                """, work + "/layout", String(delta)])
+            #expect(fix.status == 0, "\(fix.stderr)")
+            declared = Int(fix.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        }
+        #expect(r.status == 1)
+        let expected = delta < 0
+            ? "got more than the \(declared) bytes its descriptor gives; refusing it"
+            : "got \(declared - 1) bytes, expected \(declared); refusing truncated data"
+        #expect(r.stderr.contains(expected), "\(r.stderr)")
+        #expect(Self.blobRequests(flaky.server.output).count <= 2, "not retried: \(flaky.server.output)")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: work + "/out")) ?? [] == [])
+    }
+
     /// A manifest fetched by tag must hash to the Docker-Content-Digest the registry announces.
     @Test func aManifestThatIsNotWhatTheRegistryAnnouncedIsRefused() throws {
         let (r, flaky, _) = try Self.convertFromFlaky("wrong-digest", flags: ["--wrong-digest"])

@@ -33,19 +33,16 @@ public struct Index: Sendable, Codable {
     public var mediaType: String?
     public var manifests: [Descriptor]
 
-    /// The manifest for `platform`; a missing variant in the index matches any requested variant.
+    /// The manifest for `platform`: its own variant first, else the best one it can run (see
+    /// `Platform.variantRank`); the first of equals in the index's order.
     public func manifest(for platform: Platform) -> Descriptor? {
-        let candidates = manifests.filter {
-            MediaType.isManifest($0.mediaType) || $0.mediaType.isEmpty
+        var best: (descriptor: Descriptor, rank: Int)? = nil
+        for d in manifests where MediaType.isManifest(d.mediaType) || d.mediaType.isEmpty {
+            guard let p = d.platform, p.os == platform.os, Platform.normalise(p.architecture) == platform.architecture,
+                  let rank = platform.variantRank(of: p.variant) else { continue }
+            if best == nil || rank > best!.rank { best = (d, rank) }
         }
-        let matching = candidates.filter {
-            guard let p = $0.platform else { return false }
-            return p.os == platform.os && Platform.normalise(p.architecture) == platform.architecture
-        }
-        if let variant = platform.variant, let exact = matching.first(where: { $0.platform?.variant == variant }) {
-            return exact
-        }
-        return matching.first { $0.platform?.variant == nil } ?? matching.first
+        return best?.descriptor
     }
 }
 

@@ -40,6 +40,30 @@ public struct Platform: Sendable, Hashable, Codable, CustomStringConvertible {
         #endif
     }
 
+    /// How well an image built for `variant` (of this OS and architecture) suits this platform;
+    /// nil when it cannot run here. Variants are levels of an architecture — `v5` < `v6` < `v7`
+    /// (arm), `v1` < … < `v4` (amd64), `v8` < `v8.1` < … (arm64) — and a machine runs its own
+    /// level and those below, not those above (as containerd matches them). Its own variant
+    /// ranks first, then lower levels from the nearest, then an image with no variant (the
+    /// architecture's baseline). Without a variant of its own, the platform is at its
+    /// architecture's baseline: `v7` for arm, `v8` for arm64, `v1` for amd64 (for any other
+    /// architecture, every variant will do).
+    func variantRank(of variant: String?) -> Int? {
+        let own = self.variant ?? ["arm": "v7", "arm64": "v8", "amd64": "v1"][architecture]
+        guard let variant else { return 0 }
+        if variant == own { return Int.max }
+        // An architecture without levels known here, asked for without a variant: any will do.
+        guard let own else { return 0 }
+        guard let ownLevel = Self.level(own), let level = Self.level(variant), level <= ownLevel else { return nil }
+        return 1 + Int(level * 1000)
+    }
+
+    /// `v7` → 7, `v8.2` → 8.2; nil for a variant that is not a level.
+    private static func level(_ variant: String) -> Double? {
+        guard variant.hasPrefix("v") else { return nil }
+        return Double(variant.dropFirst())
+    }
+
     /// GOARCH spelling, as OCI uses it.
     static func normalise(_ arch: String) -> String {
         switch arch {

@@ -50,8 +50,13 @@ extension RegistryClient {
             let tokenURL = realm + (realm.contains("?") ? "&" : "?") + query.joined(separator: "&")
             let response: HTTPResponse
             do {
-                response = try curl.request(url: tokenURL, headers: credentials.map { [$0.basicHeader] } ?? [], caFile: caFile(host: host))
+                response = try curl.request(url: tokenURL, headers: credentials.map { [$0.basicHeader] } ?? [],
+                                            caFile: caFile(host: host), maximumBody: Self.maximumTokenBytes)
             } catch { throw .transport(error) }
+            // A busy token service is retried like the registry, not taken for a refusal.
+            if response.status == 429 || response.status >= 500 {
+                throw .http(status: response.status, url: realm, detail: Self.errorDetail(response.body), retryAfter: Self.retryAfter(response))
+            }
             guard response.status == 200 else {
                 let who = credentials == nil ? "anonymous" : "user \(credentials!.username)"
                 throw .unauthorized(registry: registry, detail: "token service refused \(who) with HTTP \(response.status): \(Self.errorDetail(response.body))")
@@ -66,6 +71,9 @@ extension RegistryClient {
             throw .unauthorized(registry: registry, detail: "unsupported authentication scheme '\(scheme)'")
         }
     }
+
+    /// A token response is a small JSON object; a larger one is refused rather than buffered.
+    static let maximumTokenBytes = 1 << 20
 
     /// `Bearer realm="https://auth",service="registry",scope="repository:x:pull"` → ("Bearer", params).
     static func parseChallenge(_ header: String) -> (String, [String: String]) {

@@ -1,7 +1,8 @@
 /// Why an image could not be fetched. Messages name the image or blob and say what to do.
 public enum RegistryError: Error, CustomStringConvertible, Sendable {
     case transport(CurlError)
-    case http(status: Int, url: String, detail: String)
+    /// `retryAfter`: the server's `Retry-After`, in seconds, for a retry.
+    case http(status: Int, url: String, detail: String, retryAfter: Double? = nil)
     case unauthorized(registry: String, detail: String)
     case notFound(what: String)
     case digestMismatch(what: String, expected: Digest, actual: String)
@@ -19,12 +20,14 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable {
                 ? "; the registry speaks plain HTTP: allow that with --insecure-registry HOST[:PORT] (wyr.insecure= at boot)"
                 : e.isTLSFailure ? "; to trust a private CA use --ca-file [HOST=]FILE" : ""
             return "network error: \(e.description)\(hint)"
-        case .http(let status, let url, let detail): return "\(url): HTTP \(status)\(detail.isEmpty ? "" : ": \(detail)")"
+        case .http(let status, let url, let detail, _): return "\(url): HTTP \(status)\(detail.isEmpty ? "" : ": \(detail)")"
         case .unauthorized(let registry, let detail):
             return "\(registry): access denied (\(detail)); check the credentials in the auth file"
         case .notFound(let what): return "\(what): not found in the registry"
         case .digestMismatch(let what, let expected, let actual):
             return "\(what): content digest is \(expected.algorithm.rawValue):\(actual), expected \(expected); refusing corrupted data"
+        case .sizeMismatch(let what, let expected, let actual) where actual > expected:
+            return "\(what): got more than the \(expected) bytes its descriptor gives; refusing it"
         case .sizeMismatch(let what, let expected, let actual):
             return "\(what): got \(actual) bytes, expected \(expected); refusing truncated data"
         case .noPlatform(let image, let platform, let available):
@@ -40,8 +43,14 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable {
     var isTransient: Bool {
         switch self {
         case .transport(let e): return e.isTransient
-        case .http(let status, _, _): return status == 429 || status >= 500
+        case .http(let status, _, _, _): return status == 429 || status >= 500
         default: return false
         }
+    }
+
+    /// How long the server asked us to wait before asking again, if it said.
+    var retryAfter: Double? {
+        if case .http(_, _, _, let seconds) = self { return seconds }
+        return nil
     }
 }

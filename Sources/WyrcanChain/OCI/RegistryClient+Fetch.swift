@@ -24,16 +24,15 @@ extension RegistryClient {
         var lastError: RegistryError = .notFound(what: "\(reference)")
         for host in hosts {
             do throws(RegistryError) {
-                return try withRetries(host: host) { (retryAfter) throws(RegistryError) in
+                return try withRetries(host: host) { () throws(RegistryError) in
                     let ex = try exchange(host: host, url: url(host: host, "manifests/\(ref)"),
                                           headers: ["Accept: " + MediaType.manifestAccept.joined(separator: ", ")],
                                           maximumBody: Self.maximumManifestBytes)
-                    retryAfter = Self.retryAfter(ex)
                     switch ex.status {
                     case 200: break
                     case 404: throw .notFound(what: "\(reference.registry)/\(reference.repository):\(ref)")
                     case 401, 403: throw .unauthorized(registry: registryName(host), detail: "HTTP \(ex.status): \(Self.errorDetail(ex.body))")
-                    default: throw .http(status: ex.status, url: url(host: host, "manifests/\(ref)"), detail: Self.errorDetail(ex.body))
+                    default: throw .http(status: ex.status, url: url(host: host, "manifests/\(ref)"), detail: Self.errorDetail(ex.body), retryAfter: Self.retryAfter(ex))
                     }
                     // By digest, the body must hash to it; by tag, to the digest the registry
                     // says it served (Docker-Content-Digest), when it says one.
@@ -106,6 +105,13 @@ extension RegistryClient {
         return ResolvedImage(name: name, manifestDigest: digest, topDigest: top.digest, manifest: manifest, platform: platform)
     }
 
+    /// The first byte of a `Content-Range: bytes FIRST-LAST/TOTAL` answer; nil for anything else.
+    static func rangeStart(_ value: String) -> Int64? {
+        let text = value.trimming(" ")
+        guard text.lowercased().hasPrefix("bytes "), let dash = text.firstIndex(of: "-") else { return nil }
+        return Int64(text[text.index(text.startIndex, offsetBy: 6)..<dash].trimming(" "))
+    }
+
     /// Bytes of a blob gathered before they are written to its file.
     static let writeSize = 256 << 10
 
@@ -138,8 +144,13 @@ extension RegistryClient {
             var contributors: Set<String> = []
             hosts: for host in candidates {
                 do throws(RegistryError) {
-                    try withRetries(host: host) { (retryAfter) throws(RegistryError) in
+                    try withRetries(host: host) { () throws(RegistryError) in
                         var writeError: FileError? = nil
+                        // Set when the server sends more than the descriptor's size (the bytes
+                        // it had sent by then), or answers the resume at another offset than
+                        // asked: the transfer is cut short.
+                        var oversized: Int64? = nil
+                        var misplacedRange: String? = nil
                         // libcurl hands over at most 16 KiB per call; the file gets them in
                         // pieces of `writeSize` (fewer system calls). `written` counts these
                         // bytes too, so every exit from the exchange flushes them first.
@@ -154,12 +165,13 @@ extension RegistryClient {
                         var headers: [String] = []
                         if written > 0 { headers.append("Range: bytes=\(written)-") }
                         let resumeFrom = written
-                        let ex: Exchange
+                        let ex: HTTPResponse
                         do throws(RegistryError) {
                             ex = try exchange(
                                 host: host, url: url(host: host, "blobs/\(blob.digest)"), headers: headers,
                                 onData: { chunk in
-                                    if written + Int64(chunk.count) > blob.size { return false }
+                                    if misplacedRange != nil { return false }
+                                    if written + Int64(chunk.count) > blob.size { oversized = written + Int64(chunk.count); return false }
                                     pending.append(contentsOf: chunk)
                                     if pending.count >= Self.writeSize {
                                         flush()
@@ -171,15 +183,21 @@ extension RegistryClient {
                                     progress(written)
                                     return true
                                 },
-                                onResponse: { status in
-                                    // The server ignored Range: start over.
-                                    if status == 200 && resumeFrom > 0 {
-                                        pending.removeAll(keepingCapacity: true)
-                                        try? file.truncate(to: 0)
-                                        hasher = (try? Hasher(algorithm)) ?? hasher
-                                        written = 0
-                                        contributors = []
-                                    }
+                                onResponse: { response in
+                                    guard resumeFrom > 0, response.status == 200 || response.status == 206 else { return }
+                                    // A 206 must continue where we stopped (a proxy may answer
+                                    // from elsewhere); one from the start is as good as a 200.
+                                    let range = response.header("content-range") ?? "none"
+                                    let start = response.status == 206 ? Self.rangeStart(range) : 0
+                                    if start == resumeFrom { return }
+                                    if start != 0 { misplacedRange = range }
+                                    // The server ignored Range (or answered from elsewhere): start
+                                    // over, with this answer when it begins at 0, else next attempt.
+                                    pending.removeAll(keepingCapacity: true)
+                                    try? file.truncate(to: 0)
+                                    hasher = (try? Hasher(algorithm)) ?? hasher
+                                    written = 0
+                                    contributors = []
                                 })
                         } catch {
                             flush()
@@ -188,13 +206,18 @@ extension RegistryClient {
                         }
                         flush()
                         if let writeError { throw .file(writeError) }
-                        retryAfter = Self.retryAfter(ex)
+                        if let oversized { throw .sizeMismatch(what: what, expected: blob.size, actual: oversized) }
+                        if let misplacedRange {
+                            throw .transport(CurlError(code: 18, message: "asked for bytes \(resumeFrom)- and got Content-Range '\(misplacedRange)'; starting over", url: url(host: host, "blobs/\(blob.digest)")))
+                        }
                         switch ex.status {
                         case 200, 206: break
                         case 404: throw .notFound(what: "\(what) of \(reference.registry)/\(reference.repository)")
                         case 401, 403: throw .unauthorized(registry: registryName(host), detail: "HTTP \(ex.status): \(Self.errorDetail(ex.body))")
                         case 416 where written == blob.size: break
-                        default: throw .http(status: ex.status, url: url(host: host, "blobs/\(blob.digest)"), detail: Self.errorDetail(ex.body))
+                        // Nothing left to send at `written`: the blob is shorter than its descriptor.
+                        case 416 where written > 0: throw .sizeMismatch(what: what, expected: blob.size, actual: written)
+                        default: throw .http(status: ex.status, url: url(host: host, "blobs/\(blob.digest)"), detail: Self.errorDetail(ex.body), retryAfter: Self.retryAfter(ex))
                         }
                         if written < blob.size {
                             // Connection closed early: transient, resumed from `written`.
@@ -209,10 +232,7 @@ extension RegistryClient {
                     if case .file = error { throw error }
                 }
             }
-            guard done else {
-                if written > blob.size { throw .sizeMismatch(what: what, expected: blob.size, actual: written) }
-                throw lastError
-            }
+            guard done else { throw lastError }
             let hex = hasher.finalize().hexString
             if hex == blob.digest.hex { return }
             // Mirrors that supplied bytes are not asked again: the retry goes to the others (and

@@ -52,25 +52,16 @@ public final class RegistryClient {
         return "\(scheme)://\(host)/v2/\(reference.repository)/\(path)"
     }
 
-    /// The outcome of one HTTP exchange.
-    struct Exchange {
-        var status: Int = 0
-        var headers: [(name: String, value: String)] = []
-        var body: [UInt8] = []
-
-        func header(_ name: String) -> String? { headers.last { $0.name == name }?.value }
-    }
-
     /// One request with authentication: on a 401 challenge, obtains a token (or uses Basic
     /// credentials) and repeats the request once. Successful (2xx) bodies go to `onData` when
     /// given; error bodies are always buffered for the message.
     func exchange(
         host: String, url: String, headers: [String], onData: ((UnsafeRawBufferPointer) -> Bool)? = nil,
-        onResponse: ((Int) -> Void)? = nil, maximumBody: Int = 8 << 20
-    ) throws(RegistryError) -> Exchange {
+        onResponse: ((HTTPResponse) -> Void)? = nil, maximumBody: Int = 8 << 20
+    ) throws(RegistryError) -> HTTPResponse {
         var authorization = authorizationHeader(host: host)
         for round in 0..<2 {
-            var result = Exchange()
+            var result = HTTPResponse(status: 0, headers: [], body: [])
             var aborted = false
             do {
                 curl.reset()
@@ -103,7 +94,7 @@ public final class RegistryClient {
                     onData: { chunk in
                         if !announced {
                             announced = true
-                            onResponse?(result.status)
+                            onResponse?(result)
                         }
                         if (200..<300).contains(result.status), let onData {
                             if !onData(chunk) { aborted = true; return false }
@@ -124,7 +115,7 @@ public final class RegistryClient {
                 throw .unauthorized(registry: registryName(host), detail: "HTTP 401 from \(answeredBy) after a redirect")
             }
             if result.status == 401 && round == 0,
-               let next = try authorize(host: host, challenge: result.header("www-authenticate"))
+               let next = try authorize(host: host, challenge: Self.preferredChallenge(result))
             {
                 authorization = next
                 continue
@@ -134,21 +125,27 @@ public final class RegistryClient {
         throw .unauthorized(registry: registryName(host), detail: "the registry refused the credentials")
     }
 
+    /// The challenge to answer when a 401 brings several (`WWW-Authenticate` repeated): Bearer
+    /// first, since it also works without credentials; else the first one.
+    static func preferredChallenge(_ response: HTTPResponse) -> String? {
+        let challenges = response.headers.filter { $0.name == "www-authenticate" }.map(\.value)
+        return challenges.first { $0.trimming(" ").lowercased().hasPrefix("bearer ") } ?? challenges.first
+    }
+
     /// Runs `body` against `host` while it fails transiently, with exponential backoff (or the
-    /// server's `Retry-After`): `options.attempts` times for the registry, once for a mirror
-    /// (the next host is the fallback, so a dead mirror costs no backoff).
-    func withRetries<T>(host: String, _ body: (inout Double?) throws(RegistryError) -> T) throws(RegistryError) -> T {
+    /// server's `Retry-After`, carried by the error): `options.attempts` times for the registry,
+    /// once for a mirror (the next host is the fallback, so a dead mirror costs no backoff).
+    func withRetries<T>(host: String, _ body: () throws(RegistryError) -> T) throws(RegistryError) -> T {
         let attempts = isMirror(host) ? 1 : options.attempts
         var delay = options.initialBackoffSeconds
         var attempt = 1
         while true {
-            var retryAfter: Double? = nil
             do {
-                return try body(&retryAfter)
+                return try body()
             } catch {
                 guard error.isTransient, attempt < attempts else { throw error }
                 // A server's Retry-After is honoured up to 5 minutes; our own backoff caps at 30 s.
-                let wait = retryAfter.map { min($0, Self.longestRetryAfter) } ?? min(delay, 30)
+                let wait = error.retryAfter.map { min($0, Self.longestRetryAfter) } ?? min(delay, 30)
                 Self.sleep(seconds: wait)
                 delay *= 2
                 attempt += 1
@@ -181,12 +178,12 @@ public final class RegistryClient {
     /// `Retry-After` in seconds: either a number of seconds or an HTTP date (RFC 9110 §10.2.3),
     /// the latter counted from the response's own `Date` when it has one (a machine that just
     /// booted may not know the time yet).
-    static func retryAfter(_ exchange: Exchange) -> Double? {
-        guard let value = exchange.header("retry-after")?.trimming(" "), !value.isEmpty else { return nil }
+    static func retryAfter(_ response: HTTPResponse) -> Double? {
+        guard let value = response.header("retry-after")?.trimming(" "), !value.isEmpty else { return nil }
         if let seconds = Double(value) { return max(0, seconds) }
         let date = curl_getdate(value, nil)
         guard date >= 0 else { return nil }
-        let served = exchange.header("date").map { curl_getdate($0, nil) } ?? -1
+        let served = response.header("date").map { curl_getdate($0, nil) } ?? -1
         return Double(max(0, date - (served >= 0 ? served : time(nil))))
     }
 }

@@ -67,6 +67,9 @@ public struct RegistryOptions: Sendable {
         }
         for (key, entry) in file.auths ?? [:] {
             let host = Self.registryKey(key)
+            // `docker login` with an identity token writes a placeholder `auth` (a fixed user
+            // name, no password) beside it: that is no login, and identity tokens are not used.
+            if let token = entry.identitytoken, !token.isEmpty { continue }
             if let auth = entry.auth, !auth.isEmpty {
                 guard let data = Data(base64Encoded: auth), let text = String(data: data, encoding: .utf8),
                       let colon = text.firstIndex(of: ":") else {

@@ -12,7 +12,9 @@ public struct CurlError: Error, CustomStringConvertible, Sendable {
     public var isTransient: Bool {
         switch CURLcode(code) {
         case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_OPERATION_TIMEDOUT,
-             CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_PARTIAL_FILE, CURLE_GOT_NOTHING:
+             CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_PARTIAL_FILE, CURLE_GOT_NOTHING,
+             // HTTP/2 streams reset mid-transfer (seen on large CDN downloads); a blob resumes.
+             CURLE_HTTP2, CURLE_HTTP2_STREAM:
             return true
         case CURLE_SSL_CONNECT_ERROR:
             return !speaksPlainHTTP
@@ -196,7 +198,7 @@ extension CurlEasy {
     /// A buffered request; for small bodies (manifests, tokens, reports, listings).
     public func request(
         _ method: String = "GET", url: String, headers: [String] = [], body: [UInt8]? = nil,
-        timeoutSeconds: Int = 60, caFile: String? = nil
+        timeoutSeconds: Int = 60, caFile: String? = nil, maximumBody: Int = .max
     ) throws(CurlError) -> HTTPResponse {
         reset()
         try set(CURLOPT_URL, url)
@@ -216,10 +218,22 @@ extension CurlEasy {
         }
         var responseHeaders: [(name: String, value: String)] = []
         var responseBody: [UInt8] = []
-        try perform(
-            onHeader: { HTTPResponse.parseHeaderLine($0, into: &responseHeaders) },
-            onData: { responseBody.append(contentsOf: $0); return true },
-            upload: body.map(Self.reader))
+        var tooLarge = false
+        do throws(CurlError) {
+            try perform(
+                onHeader: { HTTPResponse.parseHeaderLine($0, into: &responseHeaders) },
+                onData: { chunk in
+                    guard responseBody.count + chunk.count <= maximumBody else { tooLarge = true; return false }
+                    responseBody.append(contentsOf: chunk)
+                    return true
+                },
+                upload: body.map(Self.reader))
+        } catch {
+            if tooLarge {
+                throw CurlError(code: CURLE_FILESIZE_EXCEEDED.rawValue, message: "the response is larger than \(maximumBody) bytes; refusing it", url: url)
+            }
+            throw error
+        }
         return HTTPResponse(status: responseCode, headers: responseHeaders, body: responseBody)
     }
 
