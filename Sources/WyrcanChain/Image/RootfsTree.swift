@@ -69,7 +69,9 @@ struct RootfsTree {
     /// the member replaces whatever is there.
     private func placed(_ path: String) throws(ConversionError) -> String {
         let parent = Self.parent(of: path)
-        guard !parent.isEmpty else { return path }
+        // Every node sits at a path of directories only, so an existing directory is its own
+        // resolution (the common case: no walk).
+        guard !parent.isEmpty, nodes[parent]?.info.type != .directory else { return path }
         let directory = try follow(parent).path
         let name = String(path[path.index(after: path.lastIndex(of: "/")!)...])
         return directory.isEmpty ? name : directory + "/" + name
