@@ -145,29 +145,31 @@ struct RootfsTree {
     private func follow(_ path: String) throws(ConversionError) -> (path: String, complete: Bool) {
         var pending = path.split(separator: "/").map(String.init)
         var resolved: [String] = []
+        var current = ""  // `resolved` joined
         var hops = 0
         var complete = true
         while !pending.isEmpty {
             let part = pending.removeFirst()
             if part == "." || part.isEmpty { continue }
-            if part == ".." { _ = resolved.popLast(); continue }
-            let candidate = (resolved + [part]).joined(separator: "/")
-            guard let node = nodes[candidate] else {
-                complete = false
-                resolved.append(part)
+            if part == ".." {
+                _ = resolved.popLast()
+                current = resolved.joined(separator: "/")
                 continue
             }
-            if node.info.type == .symlink {
+            let candidate = current.isEmpty ? part : current + "/" + part
+            if let node = nodes[candidate], node.info.type == .symlink {
                 hops += 1
                 if hops > 40 { throw .symlinkLoop(path) }
                 let target = node.info.symlinkTarget ?? ""
-                if target.hasPrefix("/") { resolved = [] }
+                if target.hasPrefix("/") { resolved = []; current = "" }
                 pending = target.split(separator: "/").map(String.init) + pending
-            } else {
-                resolved.append(part)
+                continue
             }
+            if nodes[candidate] == nil { complete = false }
+            resolved.append(part)
+            current = candidate
         }
-        return (resolved.joined(separator: "/"), complete)
+        return (current, complete)
     }
 
     var directories: [Node] {
