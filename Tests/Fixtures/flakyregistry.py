@@ -16,7 +16,7 @@ layout, to test retries, Range resume and digest checks against a real HTTP peer
 --bearer          requires a Bearer token from GET /token (anonymous, or Basic wyrcan:s3cret for
                   the "authenticated" token), announced by a WWW-Authenticate challenge (and a
                   Basic challenge in a second header, as some registries send both)
---token-busy-first  the first GET /token answers 503 with Retry-After: 1
+--token-busy-first  the first GET /token answers 503 with Retry-After: 3
 --endless-token   GET /token answers 200 and streams JSON whitespace until the client hangs up
 --range-elsewhere a Range request is answered 206 from half the asked offset (with that
                   Content-Range), as a broken proxy might
@@ -75,7 +75,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with lock:
                 if "--token-busy-first" in flags and not state["token_busy"]:
                     state["token_busy"] = True
-                    return self.send_bytes(503, b'{"errors":[{"code":"UNAVAILABLE","message":"token service busy"}]}', "application/json", {"Retry-After": "1"})
+                    return self.send_bytes(503, b'{"errors":[{"code":"UNAVAILABLE","message":"token service busy"}]}', "application/json", {"Retry-After": "3"})
             if "--endless-token" in flags:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

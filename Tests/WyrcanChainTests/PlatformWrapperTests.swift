@@ -215,8 +215,9 @@ import WyrcanHTTP
             """)
         let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/lastlog")))
         #expect(original.count == 4 << 20)
-        let listing = try shell("tar -tvf '\(dir)/layer.tar'")
-        #expect(listing.contains("lastlog"), "\(listing)")
+        // Stored sparse: the holes are not in the tar.
+        let tarSize = try FileManager.default.attributesOfItem(atPath: dir + "/layer.tar")[.size] as? Int ?? .max
+        #expect(tarSize < 64 << 10, "layer.tar is \(tarSize) bytes")
         let reader = try ArchiveReader(path: dir + "/layer.tar")
         let entry = try #require(try reader.next())
         #expect(entry.path == "lastlog" && entry.size == Int64(original.count))

@@ -318,6 +318,63 @@ import Testing
         #expect(!fm.fileExists(atPath: root + "/e"))
     }
 
+    /// `/boot` as a symlink (to `usr/boot`): the kernel, its `wyrcan.kernel` symlink and the
+    /// cmdline are found through it, like any path in the image. A time before 1970, which newc
+    /// cannot hold, is written as 1970.
+    @Test func bootPiecesAreFoundThroughASymlinkedBoot() throws {
+        let work = try Sys.tempDir("boot-link")
+        try Sys.buildImage("""
+            {"tag": "t", "images": [{"layers": [{"entries": [
+              {"path": "usr", "type": "dir"}, {"path": "usr/boot", "type": "dir"}, {"path": "boot", "type": "symlink", "target": "usr/boot"},
+              {"path": "usr/boot/vmlinuz", "type": "file", "content": "the kernel"},
+              {"path": "usr/boot/wyrcan.kernel", "type": "symlink", "target": "vmlinuz"},
+              {"path": "usr/boot/wyrcan.cmdline", "type": "file", "content": "console=ttyS0"},
+              {"path": "old", "type": "file", "content": "x", "mtime": -1},
+              {"path": "init", "type": "file", "content": "#!/bin/sh", "mode": 493}]}]}]}
+            """, layout: work + "/layout")
+        let r = try Sys.wyrcan(["convert", "oci:\(work)/layout:t", "--output", work + "/out", "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try String(contentsOfFile: work + "/out/kernel", encoding: .utf8) == "the kernel")
+        #expect(try String(contentsOfFile: work + "/out/cmdline", encoding: .utf8) == "console=ttyS0\n")
+        try unpack(initrd: work + "/out/initrd", into: work + "/rootfs")
+        let fm = FileManager.default
+        #expect(!fm.fileExists(atPath: work + "/rootfs/usr/boot/vmlinuz") && (try? fm.destinationOfSymbolicLink(atPath: work + "/rootfs/usr/boot/wyrcan.kernel")) == nil,
+                "the kernel and its wyrcan.kernel link stay out of the initrd")
+        let mtime = try fm.attributesOfItem(atPath: work + "/rootfs/old")[.modificationDate] as? Date
+        #expect(mtime?.timeIntervalSince1970 == 0, "\(String(describing: mtime))")
+    }
+
+    /// OCI layouts as skopeo writes them: a tag may hold `/` and `:` (`oci:DIR:example.com/app:1.0`
+    /// splits at the first colon), and one tag may sit on one manifest per platform.
+    @Test func layoutTagsWithSlashesAndOneTagPerPlatform() throws {
+        let work = try Sys.tempDir("layout-tags")
+        try Sys.buildImage(Self.small.replacingOccurrences(of: #""tag": "small""#, with: #""tag": "example.com/app:1.0""#), layout: work + "/layout")
+        let r = try Sys.wyrcan(["convert", "oci:\(work)/layout:example.com/app:1.0", "--output", work + "/out", "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+
+        // The two platform manifests of an index, each tagged "multi" in index.json itself.
+        try Sys.buildImage(Self.twoPlatforms, layout: work + "/multi")
+        let flatten = try Sys.run("/usr/bin/python3", ["-c", """
+            import json, sys
+            layout = sys.argv[1]
+            index = json.load(open(layout + "/index.json"))
+            nested = json.load(open(layout + "/blobs/sha256/" + index["manifests"][0]["digest"][7:]))
+            for m in nested["manifests"]:
+                m["annotations"] = {"org.opencontainers.image.ref.name": "multi"}
+            index["manifests"] = nested["manifests"]
+            json.dump(index, open(layout + "/index.json", "w"))
+            """, work + "/multi"])
+        #expect(flatten.status == 0, "\(flatten.stderr)")
+        for (platform, kernel) in [("linux/amd64", "amd64 kernel"), ("linux/arm64", "arm64 kernel")] {
+            let out = work + "/" + kernel.prefix(5)
+            let c = try Sys.wyrcan(["convert", "oci:\(work)/multi:multi", "--platform", platform, "--output", out, "--quiet"])
+            #expect(c.status == 0, "\(c.stderr)")
+            #expect((try? String(contentsOfFile: out + "/kernel", encoding: .utf8)) == kernel)
+        }
+        let none = try Sys.wyrcan(["convert", "oci:\(work)/multi:multi", "--platform", "linux/riscv64", "--output", work + "/none", "--quiet"])
+        #expect(none.status == 1 && none.stderr.contains("no image for platform linux/riscv64"), "\(none.stderr)")
+    }
+
     /// The kernel is left out of the initrd by its /boot/wyrcan.kernel name only: another hard-link
     /// name of the same file is the image's own and keeps the data.
     @Test func aKernelHardLinkedElsewhereKeepsItsOtherName() throws {
@@ -394,6 +451,28 @@ import Testing
         ("""
          {"images": [{"layers": [{"entries": [{"path": "../escape", "type": "file", "content": "x"}]}]}]}
          """, "entry '../escape' points outside the image root"),
+        ("""
+         {"images": [{"layers": [{"entries": [{"path": "boot", "type": "dir"}, {"path": "boot/wyrcan.kernel", "type": "file", "content": "k"},
+           {"path": "boot/wyrcan.cmdline", "type": "file", "content": "quiet\\u0000 console=ttyS0"},
+           {"path": "init", "type": "file", "content": "x", "mode": 493}]}]}]}
+         """, "/boot/wyrcan.cmdline: contains a NUL byte, where the kernel would cut it short"),
+        ("""
+         {"images": [{"layers": [{"entries": [{"path": "boot", "type": "dir"}, {"path": "boot/wyrcan.kernel", "type": "file", "content": "k"},
+           {"path": "boot/wyrcan.cmdline", "type": "file", "content": "quiet msg=voil\\u00e0"},
+           {"path": "init", "type": "file", "content": "x", "mode": 493}]}]}]}
+         """, "/boot/wyrcan.cmdline: the kernel would split 'msg=voil"),
+        ("""
+         {"images": [{"layers": [
+           {"entries": [{"path": "boot", "type": "dir"}, {"path": "boot/wyrcan.kernel", "type": "file", "content": "k"},
+             {"path": "init", "type": "file", "content": "x", "mode": 493},
+             {"path": "usr", "type": "dir"}, {"path": "usr/UTC", "type": "file", "content": "TZif"},
+             {"path": "etc", "type": "dir"}, {"path": "etc/localtime", "type": "symlink", "target": "/usr/UTC"}]},
+           {"entries": [{"path": "etc/localtime/x", "type": "file", "content": "x"}]}]}]}
+         """, "layer 2: 'etc/localtime/x' leads through a symlink to 'usr/UTC', which is not a directory"),
+        ("""
+         {"images": [{"layers": [{"entries": [{"path": "boot", "type": "dir"}, {"path": "boot/wyrcan.kernel", "type": "file", "content": "k"},
+           {"path": "init", "type": "file", "content": "x", "mode": 493, "uid": 4294967296}]}]}]}
+         """, "init: owner 4294967296:0 does not fit in 32 bits"),
     ])
     func brokenImagesExplainWhatIsMissing(spec: String, message: String) throws {
         let work = try Sys.tempDir("broken-\(abs(message.hashValue))")
@@ -423,7 +502,8 @@ import Testing
     }
 
     /// From an OCI archive and from a layout, with a manifest that lists one layer twice (builders
-    /// do emit repeated identical layers): both read the one blob file, which stays.
+    /// do emit repeated identical layers): both read the one blob file, which stays. The archive
+    /// stores that blob as a tar hard link to another name.
     @Test func ociArchive() throws {
         let work = try Sys.tempDir("archive")
         let layer = """
@@ -434,7 +514,13 @@ import Testing
         try Sys.buildImage(#"{"tag": "small", "images": [{"layers": [\#(layer), \#(layer)]}]}"#, layout: work + "/layout")
         let blobs = try FileManager.default.contentsOfDirectory(atPath: work + "/layout/blobs/sha256").sorted()
         #expect(blobs.count == 3, "one layer blob, the config and the manifest: \(blobs)")
-        try Sys.sh("cd '\(work)/layout' && tar -cf ../image.tar .")
+        // A second name for the layer blob, archived first: the blob itself becomes a tar hard link.
+        func size(_ blob: String) -> Int {
+            ((try? FileManager.default.attributesOfItem(atPath: work + "/layout/blobs/sha256/" + blob))?[.size] as? Int) ?? 0
+        }
+        let layerBlob = try #require(blobs.max { size($0) < size($1) })
+        try Sys.sh("cd '\(work)/layout' && ln blobs/sha256/\(layerBlob) aaa-copy && tar --sort=name -cf ../image.tar . && rm aaa-copy")
+        #expect(try Sys.sh("tar -tvf '\(work)/image.tar' | grep -c ' link to '").stdout.hasPrefix("1"), "the archive holds a hard link")
         let r = try Sys.wyrcan(["convert", "oci-archive:\(work)/image.tar:small", "-o", work + "/out", "--quiet"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try String(contentsOfFile: work + "/out/cmdline", encoding: .utf8) == "console=ttyS0\n")

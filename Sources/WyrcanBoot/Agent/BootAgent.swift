@@ -142,7 +142,8 @@ struct BootAgent {
             var retryable = true
             switch error {
             // The image itself (its blobs are digest-verified, so reading them again changes nothing).
-            case .missingKernel, .missingInit, .initNotExecutable, .initNotAFile, .kernelNotAFile, .cmdlineUnreadable, .notEnoughMemory, .unsafePath, .danglingHardlink, .archive:
+            case .missingKernel, .missingInit, .initNotExecutable, .initNotAFile, .kernelNotAFile, .cmdlineUnreadable, .notEnoughMemory, .unsafePath, .danglingHardlink,
+                 .symlinkLoop, .notADirectory, .archive:
                 retryable = false
             case .registry(let r):
                 if case .noPlatform = r { retryable = false }

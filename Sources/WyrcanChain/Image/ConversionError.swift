@@ -9,6 +9,8 @@ public enum ConversionError: Error, CustomStringConvertible, Sendable {
     case symlinkLoop(String)
     case unsafePath(layer: Int, path: String)
     case danglingHardlink(layer: Int, path: String, target: String)
+    /// A member whose parent path a symlink leads to `target`, which is not a directory.
+    case notADirectory(layer: Int, path: String, target: String)
     case layer(index: Int, digest: String, ArchiveError)
     case archive(ArchiveError)
     case file(FileError)
@@ -35,6 +37,8 @@ public enum ConversionError: Error, CustomStringConvertible, Sendable {
             return "layer \(layer + 1): entry '\(path)' points outside the image root ('..'); refusing the layer"
         case .danglingHardlink(let layer, let path, let target):
             return "layer \(layer + 1): hard link '\(path)' points to '\(target)', which no earlier entry provides"
+        case .notADirectory(let layer, let path, let target):
+            return "layer \(layer + 1): '\(path)' leads through a symlink to '\(target)', which is not a directory; refusing the layer"
         case .layer(let index, let digest, let e):
             return "layer \(index + 1) (\(digest)): \(e.message)"
         case .archive(let e): return e.description

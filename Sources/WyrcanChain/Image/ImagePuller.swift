@@ -93,19 +93,35 @@ public struct ImagePuller {
                 guard let n = LayerEntry.normalise(entry.path) else { continue }
                 guard let relative = n else { throw ArchiveError(operation: file, message: "entry '\(entry.path)' escapes the archive") }
                 let path = directory + "/" + relative
+                // A blob stored twice in the archive (a tar hard link): the same bytes.
+                if let target = entry.hardlinkTarget {
+                    guard let t = LayerEntry.normalise(target), let relativeTarget = t else {
+                        throw ArchiveError(operation: file, message: "hard link '\(entry.path)' points outside the archive")
+                    }
+                    do throws(FileError) {
+                        try FileSystem.createDirectory(RootfsTree.parent(of: path))
+                        try FileSystem.hardLink(directory + "/" + relativeTarget, path)
+                    } catch { throw ArchiveError(operation: file, message: error.description) }
+                    continue
+                }
                 switch entry.type {
                 case .directory:
                     do throws(FileError) { try FileSystem.createDirectory(path) } catch { throw ArchiveError(operation: file, message: error.description) }
                 case .regular:
+                    let out: FileHandleFD
                     do throws(FileError) {
                         try FileSystem.createDirectory(RootfsTree.parent(of: path))
-                        let out = try FileHandleFD.create(path)
-                        var failure: FileError? = nil
-                        try? reader.readData { chunk in
+                        out = try FileHandleFD.create(path)
+                    } catch { throw ArchiveError(operation: file, message: error.description) }
+                    var failure: FileError? = nil
+                    do {
+                        try reader.readData { chunk in
                             do throws(FileError) { try out.write(chunk) } catch { failure = error }
                         }
-                        if let failure { throw failure }
-                    } catch { throw ArchiveError(operation: file, message: error.description) }
+                    } catch {
+                        throw ArchiveError(operation: file, message: "\(entry.path): \((error as? ArchiveError)?.message ?? "\(error)")")
+                    }
+                    if let failure { throw ArchiveError(operation: file, message: failure.description) }
                 default:
                     continue
                 }

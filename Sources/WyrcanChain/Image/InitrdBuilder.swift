@@ -122,7 +122,7 @@ public struct InitrdBuilder {
         guard let (kernelPath, kernel) = try tree.resolve(kernelPath) else { throw .missingKernel }
         guard kernel.info.type == .regular else { throw .kernelNotAFile("/" + kernelPath) }
 
-        guard tree.nodes[initPath] != nil else { throw .missingInit }
+        guard try tree.lookup(initPath) != nil else { throw .missingInit }
         guard let (initTarget, initNode) = try tree.resolve(initPath), initNode.info.type == .regular else {
             let target = tree.nodes[initPath]?.info.symlinkTarget ?? "/init"
             throw .initNotAFile(target)
@@ -132,7 +132,8 @@ public struct InitrdBuilder {
         }
 
         var cmdline: RootfsTree.Source? = nil
-        if tree.nodes[cmdlinePath] != nil {
+        // Looked up through the image's symlinks (`/boot` may be one), like the kernel.
+        if try tree.lookup(cmdlinePath) != nil {
             guard let (_, node) = try tree.resolve(cmdlinePath), node.info.type == .regular else {
                 throw .cmdlineUnreadable("does not resolve to a regular file inside the image")
             }
@@ -141,7 +142,7 @@ public struct InitrdBuilder {
             }
             cmdline = node.source
         }
-        let link = tree.nodes[Self.kernelPath].flatMap { $0.info.type == .symlink ? $0.source : nil }
+        let link = try tree.lookup(Self.kernelPath).flatMap { $0.1.info.type == .symlink ? $0.1.source : nil }
         return BootPieces(kernel: kernel.source, kernelPath: kernelPath, kernelLink: link, cmdline: cmdline)
     }
 
@@ -267,8 +268,13 @@ public struct InitrdBuilder {
         guard let text = String(validating: cmdlineBytes, as: UTF8.self) else {
             throw .cmdlineUnreadable("is not UTF-8 text")
         }
+        // The kernel takes the cmdline up to its first NUL: the rest would be lost.
+        if cmdlineBytes.contains(0) { throw .cmdlineUnreadable("contains a NUL byte, where the kernel would cut it short") }
         let tokens = KernelCmdline.tokenize(text)
         if tokens.contains(where: \.unterminatedQuote) { throw .cmdlineUnreadable("has an unbalanced double quote") }
+        if let split = tokens.first(where: { !$0.isValidUTF8 }) {
+            throw .cmdlineUnreadable("the kernel would split '\(split.raw)' inside a UTF-8 character (byte 0xA0, part of characters such as 'à'); put that parameter in double quotes")
+        }
         return tokens.map(\.raw).joined(separator: " ")
     }
 }

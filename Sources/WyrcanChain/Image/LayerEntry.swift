@@ -50,13 +50,13 @@ struct LayerEntry: Sendable {
                     continue
                 }
                 guard let relative = normalised else { unsafePath = info.path; break }
-                let name = relative.split(separator: "/").last.map(String.init) ?? relative
-                let parent = relative.contains("/") ? String(relative[..<relative.lastIndex(of: "/")!]) : ""
+                let name = RootfsTree.name(of: relative)
+                let parent = RootfsTree.parent(of: relative)
                 if name == opaqueMarker {
                     entries.append(LayerEntry(ordinal: ordinal, kind: .opaque(directory: parent)))
                 } else if name.hasPrefix(whiteoutPrefix) {
                     let hidden = String(name.dropFirst(whiteoutPrefix.count))
-                    entries.append(LayerEntry(ordinal: ordinal, kind: .whiteout(parent.isEmpty ? hidden : parent + "/" + hidden)))
+                    entries.append(LayerEntry(ordinal: ordinal, kind: .whiteout(RootfsTree.child(parent, hidden))))
                 } else if let target = info.hardlinkTarget {
                     guard let t = normalise(target), let linkTarget = t else { unsafePath = target; break }
                     var node = info

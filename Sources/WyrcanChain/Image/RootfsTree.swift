@@ -35,26 +35,35 @@ struct RootfsTree {
         return String(path[..<slash])
     }
 
+    static func name(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+
+    static func child(_ directory: String, _ name: String) -> String {
+        directory.isEmpty ? name : directory + "/" + name
+    }
+
     mutating func apply(layer: Int, entries: [LayerEntry]) throws(ConversionError) {
         for entry in entries {
             switch entry.kind {
             case .whiteout(let path):
-                removeSubtree(try placed(path), below: layer)
+                removeSubtree(try placed(path, layer: layer), below: layer)
             case .opaque(let directory):
                 let directory = try follow(directory).path
                 for child in children[directory] ?? [] { removeSubtree(child, below: layer) }
             case .root(let info):
                 root = info
             case .node(var info):
-                info.path = try placed(info.path)
+                info.path = try placed(info.path, layer: layer)
                 insert(Node(info: info, layer: layer, source: Source(layer: layer, ordinal: entry.ordinal)))
             case .hardlink(let linkTarget, var info):
-                let target = try placed(linkTarget)
+                let target = try placed(linkTarget, layer: layer)
                 guard let targetNode = nodes[target], targetNode.info.type != .directory else {
                     throw .danglingHardlink(layer: layer, path: info.path, target: linkTarget)
                 }
                 // A hard link shares the target's inode: same data, same metadata.
-                let path = try placed(info.path)
+                let path = try placed(info.path, layer: layer)
                 info = targetNode.info
                 info.path = path
                 insert(Node(info: info, layer: layer, source: targetNode.source))
@@ -66,15 +75,38 @@ struct RootfsTree {
     /// followed inside the tree, as when unpacking the layers in order (umoci's SecureJoin). A
     /// layer adding `lib/modules/x` over a `lib` → `usr/lib` symlink (a merged-/usr image) adds
     /// `usr/lib/modules/x`, and the symlink stays. The last component itself is not followed:
-    /// the member replaces whatever is there.
-    private func placed(_ path: String) throws(ConversionError) -> String {
+    /// the member replaces whatever is there. A symlink that leads the path to something other
+    /// than a directory is refused (umoci fails there too) rather than replacing that file.
+    private func placed(_ path: String, layer: Int) throws(ConversionError) -> String {
         let parent = Self.parent(of: path)
         // Every node sits at a path of directories only, so an existing directory is its own
         // resolution (the common case: no walk).
         guard !parent.isEmpty, nodes[parent]?.info.type != .directory else { return path }
         let directory = try follow(parent).path
-        let name = String(path[path.index(after: path.lastIndex(of: "/")!)...])
-        return directory.isEmpty ? name : directory + "/" + name
+        if directory != parent, let blocker = firstNonDirectory(along: directory) {
+            throw .notADirectory(layer: layer, path: path, target: blocker)
+        }
+        return Self.child(directory, Self.name(of: path))
+    }
+
+    /// The node at `path` itself (a symlink stays a symlink), its parent directories followed;
+    /// nil when there is none.
+    func lookup(_ path: String) throws(ConversionError) -> (String, Node)? {
+        let parent = Self.parent(of: path)
+        let (directory, complete) = parent.isEmpty ? ("", true) : try follow(parent)
+        let final = Self.child(directory, Self.name(of: path))
+        guard complete, let node = nodes[final] else { return nil }
+        return (final, node)
+    }
+
+    /// The first existing component of `path` (shortest first) that is not a directory.
+    private func firstNonDirectory(along path: String) -> String? {
+        var prefix = ""
+        for part in path.split(separator: "/") {
+            prefix = Self.child(prefix, String(part))
+            if let node = nodes[prefix], node.info.type != .directory { return prefix }
+        }
+        return nil
     }
 
     private mutating func insert(_ node: Node) {

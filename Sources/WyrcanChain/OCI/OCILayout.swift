@@ -13,11 +13,14 @@ public enum ImageLocation: Sendable, CustomStringConvertible {
     case archive(file: String, tag: String?)
 
     public init(parsing text: String) throws(ReferenceError) {
+        /// Split at the first colon, as skopeo does: a tag (a `ref.name`) may hold `/` and `:`,
+        /// as in `oci:DIR:example.com/app:1.0`. A path that exists with a colon in it wins.
         func pathAndTag(_ rest: Substring) -> (String, String?) {
-            if let colon = rest.lastIndex(of: ":"), !rest[rest.index(after: colon)...].contains("/") {
-                return (String(rest[..<colon]), String(rest[rest.index(after: colon)...]))
-            }
-            return (String(rest), nil)
+            let colons = rest.indices.filter { rest[$0] == ":" }
+            guard let first = colons.first, !FileSystem.exists(String(rest)) else { return (String(rest), nil) }
+            let split = colons.first { FileSystem.exists(String(rest[..<$0])) } ?? first
+            let tag = rest[rest.index(after: split)...]
+            return (String(rest[..<split]), tag.isEmpty ? nil : String(tag))
         }
         if text.hasPrefix("oci:") {
             let (dir, tag) = pathAndTag(text.dropFirst(4))
@@ -69,7 +72,15 @@ public struct OCILayout: Sendable {
             throw .invalidManifest(what: "\(directory)/index.json", reason: "does not parse")
         }
         let wanted = tag ?? "latest"
-        var chosen = index.manifests.first { $0.annotations?[Self.refAnnotation] == wanted }
+        let tagged = index.manifests.filter { $0.annotations?[Self.refAnnotation] == wanted }
+        var chosen = tagged.first
+        if tagged.count > 1 {
+            // One tag on several manifests (one per platform): the platform decides.
+            chosen = Index(schemaVersion: index.schemaVersion, mediaType: nil, manifests: tagged).manifest(for: platform)
+            guard chosen != nil else {
+                throw .noPlatform(image: name, platform: platform, available: tagged.compactMap { $0.platform?.description })
+            }
+        }
         if chosen == nil && tag == nil && index.manifests.count == 1 { chosen = index.manifests[0] }
         guard let top = chosen else {
             let tags = index.manifests.compactMap { $0.annotations?[Self.refAnnotation] }

@@ -139,7 +139,8 @@ public final class CpioWriter {
         archive_entry_set_mode(entry, info.modeTypeBits | (info.permissions & 0o7777))
         archive_entry_set_uid(entry, la_int64_t(info.uid))
         archive_entry_set_gid(entry, la_int64_t(info.gid))
-        archive_entry_set_mtime(entry, time_t(info.mtime), 0)
+        // newc holds 32 unsigned bits; libarchive would write a time before 1970 as 2106.
+        archive_entry_set_mtime(entry, time_t(min(max(info.mtime, 0), Int64(UInt32.max))), 0)
         if info.inode != 0 { archive_entry_set_ino64(entry, la_int64_t(info.inode)) }
         archive_entry_set_nlink(entry, UInt32(info.linkCount))
         // Non-regular members carry no data (a symlink's target is written by libarchive).
@@ -177,6 +178,8 @@ public final class CpioWriter {
 /// (gzip, zstd, …), one member at a time.
 public final class ArchiveReader {
     private let archive: OpaquePointer
+    /// The current member's size from its header (nil when the format gives none).
+    private var currentSize: Int64? = nil
 
     /// Feeds libarchive a file and then, optionally, a trailer (see `init(layer:)`).
     final class Source {
@@ -334,8 +337,14 @@ public final class ArchiveReader {
         let path = archive_entry_pathname_utf8(entry).map { String(cString: $0) }
             ?? archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
         var info = ArchiveEntryInfo(path: path, type: type, permissions: UInt32(mode) & 0o7777, size: Int64(archive_entry_size(entry)))
-        info.uid = UInt32(truncatingIfNeeded: archive_entry_uid(entry))
-        info.gid = UInt32(truncatingIfNeeded: archive_entry_gid(entry))
+        currentSize = archive_entry_size_is_set(entry) != 0 ? info.size : nil
+        // Owners beyond 32 bits (pax allows them) would wrap, to root for 2^32: refused.
+        let uid = archive_entry_uid(entry), gid = archive_entry_gid(entry)
+        guard let u = UInt32(exactly: uid), let g = UInt32(exactly: gid) else {
+            throw ArchiveError(operation: "read header", message: "\(path): owner \(uid):\(gid) does not fit in 32 bits")
+        }
+        info.uid = u
+        info.gid = g
         info.mtime = Int64(archive_entry_mtime(entry))
         // UTF-8 when libarchive can convert (pax headers), else the raw bytes (ustar in the C locale).
         info.symlinkTarget = (archive_entry_symlink_utf8(entry) ?? archive_entry_symlink(entry)).map { String(cString: $0) }
@@ -358,9 +367,12 @@ public final class ArchiveReader {
         while true {
             let code = archive_read_data_block(archive, &buffer, &size, &offset)
             guard code == ARCHIVE_EOF || code >= ARCHIVE_WARN else { throw ArchiveError.from(archive, "read data") }
-            if Int64(offset) > position {
-                try Self.zeros(count: Int64(offset) - position, body)
-                position = Int64(offset)
+            // (At EOF no further than the member's size: a tar hard link's header may give a
+            // size its member has no data for.)
+            let end = code == ARCHIVE_EOF ? min(Int64(offset), currentSize ?? Int64(offset)) : Int64(offset)
+            if end > position {
+                try Self.zeros(count: end - position, body)
+                position = end
             }
             if code == ARCHIVE_EOF { return }
             if size > 0 {

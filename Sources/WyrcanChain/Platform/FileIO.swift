@@ -133,6 +133,11 @@ public enum FileSystem {
         guard Glibc.rename(from, to) == 0 else { throw .last("rename", "\(from) -> \(to)") }
     }
 
+    /// A second name for the file at `existing`.
+    public static func hardLink(_ existing: String, _ path: String) throws(FileError) {
+        guard link(existing, path) == 0 else { throw .last("link \(existing) to", path) }
+    }
+
     public static func remove(_ path: String) { unlink(path) }
 
     /// Bytes an unprivileged writer can still use on the filesystem holding `path`.
