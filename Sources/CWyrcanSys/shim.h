@@ -44,6 +44,8 @@ static inline long wyr_getrandom(void *buf, unsigned long len) {
 }
 
 static inline int wyr_get_inode_flags(int fd, long *flags) { return ioctl(fd, FS_IOC_GETFLAGS, flags); }
+/* The width of the terminal on fd in columns; 0 when it is not one (or does not say). */
+static inline int wyr_terminal_columns(int fd) { struct winsize ws; return ioctl(fd, TIOCGWINSZ, &ws) == 0 ? ws.ws_col : 0; }
 static inline int wyr_set_inode_flags(int fd, const long *flags) { return ioctl(fd, FS_IOC_SETFLAGS, flags); }
 static inline long wyr_fs_immutable_flag(void) { return FS_IMMUTABLE_FL; }
 

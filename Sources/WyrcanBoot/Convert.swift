@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dispatch
 import WyrcanChain
 #if canImport(Glibc)
 import Glibc
@@ -63,8 +64,30 @@ struct Convert: ParsableCommand {
         } catch let error as ValidationError {
             throw error
         } catch {
+            if !quiet { TransferProgress.clearLine() }
             printError("wyrcan: error: \(error)")
             throw ExitCode(1)
+        }
+    }
+
+    /// Ctrl-C or SIGTERM mid-conversion: the work directory (blobs, staged layers, the partial
+    /// outputs) is removed, as on an error, and DIR keeps what it had; exit 130 or 143. The two
+    /// signals are blocked here, before any other thread starts (all inherit that), and one
+    /// thread waits for them.
+    static func removeOnInterrupt(_ work: String) {
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGTERM)
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        DispatchQueue(label: "wyrcan.convert.signals").async { [signals] in
+            var signals = signals
+            var number: Int32 = 0
+            guard sigwait(&signals, &number) == 0 else { return }
+            FileSystem.removeTree(work)
+            TransferProgress.clearLine()
+            printError("wyrcan: interrupted; nothing written")
+            _exit(128 + number)
         }
     }
 
@@ -83,10 +106,15 @@ struct Convert: ParsableCommand {
         }
         if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be 1–256") }
         if let level {
+            guard compression != .none else { throw ValidationError("--level is not used with --compression none") }
             let range = compression == .gzip ? 1...9 : 1...19
-            guard compression != .none, range.contains(level) else {
-                throw ValidationError("--level must be \(range.lowerBound)–\(range.upperBound) for --compression \(compression.rawValue)\(compression == .none ? " (none has no level)" : "")")
+            guard range.contains(level) else {
+                throw ValidationError("--level must be \(range.lowerBound)–\(range.upperBound) for --compression \(compression.rawValue)")
             }
+        }
+        guard !output.isEmpty else { throw ValidationError("--output needs a directory") }
+        for m in mirror where m.contains("/") || m.isEmpty {
+            throw ValidationError("--mirror \(m): give HOST[:PORT], without a scheme or path (plain HTTP with --insecure-registry HOST[:PORT])")
         }
         let location = try ImageLocation(parsing: image)
         var options = RegistryOptions()
@@ -105,12 +133,12 @@ struct Convert: ParsableCommand {
         if let authFile { try options.loadAuthFile(authFile) }
         if case .registry(let reference) = location, !mirror.isEmpty {
             options.mirrors[reference.registry] = mirror
-            for m in mirror where insecureRegistries.contains(m) { options.insecureRegistries.insert(m) }
         }
 
         try FileSystem.createDirectory(output)
         let work = try FileSystem.temporaryDirectory(in: output, prefix: ".wyrcan-work")
         defer { FileSystem.removeTree(work) }
+        Self.removeOnInterrupt(work)
         // Layers are decompressed once into the work directory (temporary space ≈ the
         // uncompressed layers) instead of twice — when the disk has room for them and the blobs
         // (estimated at 10× the compressed layers, plus the initrd's own room) — each as soon as
@@ -131,7 +159,7 @@ struct Convert: ParsableCommand {
         let pulled = try puller.pull(location, workDirectory: work)
         let artifacts = try InitrdBuilder(compression: compression, compressionLevel: level,
                                           compressionThreads: threads ?? LinuxSystem.processorCount)
-            .build(layers: pulled.layers, outputDirectory: output)
+            .build(layers: pulled.layers, outputDirectory: output, partialDirectory: work)
         if !quiet {
             printError("● Converted \(pulled.image.name): kernel \(TransferProgress.megabytes(artifacts.kernelBytes)), initrd \(TransferProgress.megabytes(artifacts.initrdBytes)) (\(compression.rawValue)), cmdline \"\(artifacts.cmdline)\"")
         }

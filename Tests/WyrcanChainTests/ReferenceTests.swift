@@ -75,6 +75,8 @@ import Glibc
         #expect(try Platform(parsing: "linux/amd64").description == "linux/amd64")
         #expect(try Platform(parsing: "linux/aarch64").description == "linux/arm64")
         #expect(try Platform(parsing: "linux/arm/v7").variant == "v7")
+        #expect(try Platform(parsing: "linux/arm64/v8.2").variant == "v8.2")
+        #expect(throws: ReferenceError.self) { try Platform(parsing: "linux/arm.64") }
         #expect(throws: ReferenceError.self) { try Platform(parsing: "linux") }
         #expect(throws: ReferenceError.self) { try Platform(parsing: "linux//") }
         #expect(Platform.current.os == "linux")

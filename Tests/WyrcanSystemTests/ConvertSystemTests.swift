@@ -394,11 +394,14 @@ import Testing
     }
 
     @Test func convertOptionsAreValidated() throws {
-        for (options, message) in [(["--threads", "0"], "--threads must be 1–256"), (["--compression", "none", "--level", "3"], "none has no level"),
-                                   (["--compression", "gzip", "--level", "12"], "--level must be 1–9")] {
+        for (options, message) in [(["--threads", "0"], "--threads must be 1–256"), (["--compression", "none", "--level", "3"], "--level is not used with --compression none"),
+                                   (["--compression", "gzip", "--level", "12"], "--level must be 1–9"),
+                                   (["--mirror", "https://mirror.example"], "--mirror https://mirror.example: give HOST[:PORT], without a scheme or path")] {
             let r = try Sys.wyrcan(["convert", "oci:/nonexistent:x", "--output", "/tmp/unused"] + options)
             #expect(r.status != 0 && r.stderr.contains(message), "\(options): \(r.stderr)")
         }
+        let empty = try Sys.wyrcan(["convert", "oci:/nonexistent:x", "--output", ""])
+        #expect(empty.status != 0 && empty.stderr.contains("--output needs a directory"), "\(empty.stderr)")
     }
 
     @Test func platformSelectionFromAnIndex() throws {

@@ -288,8 +288,9 @@ import Testing
     }
 
     /// A blob longer or shorter than its descriptor says is refused at once, with what was
-    /// wrong, not retried as if the network had failed; nothing is written.
-    @Test(arguments: [-1, 1])
+    /// wrong, not retried as if the network had failed; nothing is written. A size no layer can
+    /// have (negative, or beyond 1 TiB) is refused with the manifest, before anything is fetched.
+    @Test(arguments: [-1, 1, 1 << 62, -(1 << 62)])
     func aBlobWhoseSizeDisagreesWithItsDescriptorIsRefused(delta: Int) throws {
         var declared = 0
         let (r, flaky, work) = try Self.convertFromFlaky("size\(delta)", flags: []) { work in
@@ -311,12 +312,33 @@ import Testing
             declared = Int(fix.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
         }
         #expect(r.status == 1)
-        let expected = delta < 0
-            ? "got more than the \(declared) bytes its descriptor gives; refusing it"
+        let expected = abs(delta) > 1 ? "has size \(declared)"
+            : delta < 0 ? "got more than the \(declared) bytes its descriptor gives; refusing it"
             : "got \(declared - 1) bytes, expected \(declared); refusing truncated data"
         #expect(r.stderr.contains(expected), "\(r.stderr)")
-        #expect(Self.blobRequests(flaky.server.output).count <= 2, "not retried: \(flaky.server.output)")
+        #expect(Self.blobRequests(flaky.server.output).count <= (abs(delta) > 1 ? 0 : 2), "not retried: \(flaky.server.output)")
         #expect((try? FileManager.default.contentsOfDirectory(atPath: work + "/out")) ?? [] == [])
+    }
+
+    /// Ctrl-C while a blob is being fetched (here: resumed again and again): the work directory
+    /// goes with everything in it, and the output directory keeps what it had.
+    @Test(.timeLimit(.minutes(2)))
+    func anInterruptedConversionLeavesNothingBehind() throws {
+        let work = try Sys.tempDir("interrupted")
+        try Sys.buildImage(Self.small, layout: work + "/layout")
+        let flaky = try FlakyRegistry(layout: work + "/layout", flags: ["--cut-always"])
+        try FileManager.default.createDirectory(atPath: work + "/out", withIntermediateDirectories: true)
+        try "previous".write(toFile: work + "/out/kernel", atomically: true, encoding: .utf8)
+        let convert = try Background(Sys.binary("wyrcan"), ["convert", "\(flaky.host)/x/y:small", "--insecure-registry", flaky.host, "-o", work + "/out"],
+                                     log: work + "/convert.log")
+        try Sys.waitFor("a resumed blob transfer", seconds: 60) { flaky.server.output.contains("bytes=") }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: work + "/out").contains { $0.hasPrefix(".wyrcan-work") })
+        kill(convert.process.processIdentifier, SIGINT)
+        convert.process.waitUntilExit()
+        #expect(convert.process.terminationStatus == 130, "\(convert.output)")
+        #expect(convert.output.contains("wyrcan: interrupted; nothing written"), "\(convert.output)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: work + "/out") == ["kernel"])
+        #expect(try String(contentsOfFile: work + "/out/kernel", encoding: .utf8) == "previous")
     }
 
     /// A manifest fetched by tag must hash to the Docker-Content-Digest the registry announces.

@@ -46,14 +46,17 @@ public struct InitrdBuilder {
     public static let cmdlinePath = "boot/wyrcan.cmdline"
     static let maximumCmdlineBytes = 4096
 
-    public func build(layers: [String], outputDirectory: String) throws(ConversionError) -> BootArtifacts {
+    /// Writes `kernel`, `initrd` and `cmdline` into `outputDirectory`: first as `*.partial` in
+    /// `partialDirectory` (by default the output directory; it must be on the same file system),
+    /// renamed into place once all three are complete.
+    public func build(layers: [String], outputDirectory: String, partialDirectory: String? = nil) throws(ConversionError) -> BootArtifacts {
         let tree = try Self.merge(layers: layers)
         let boot = try Self.bootPieces(tree)
 
         let kernelOut = "\(outputDirectory)/kernel"
         let initrdOut = "\(outputDirectory)/initrd"
         let cmdlineOut = "\(outputDirectory)/cmdline"
-        let partial = [kernelOut, initrdOut, cmdlineOut].map { $0 + ".partial" }
+        let partial = ["kernel", "initrd", "cmdline"].map { "\(partialDirectory ?? outputDirectory)/\($0).partial" }
         do throws(ConversionError) {
             let cmdline = try write(tree: tree, layers: layers, boot: boot, kernelTo: partial[0], initrdTo: partial[1])
             do throws(FileError) {

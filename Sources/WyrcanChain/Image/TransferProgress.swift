@@ -1,3 +1,4 @@
+import CWyrcanSys
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -85,6 +86,14 @@ public final class TransferProgress: Sendable {
         let total = sizes.reduce(0, +)
         let rate = Double(done) / max(now - started, 0.001) / 1_000_000
         let finished = s.finished.filter { $0 }.count
-        return "● \(title): \(Self.megabytes(done)) / \(Self.megabytes(total)), \(finished)/\(sizes.count) layers, \(Self.tenths(rate)) MB/s"
+        let line = "● \(title): \(Self.megabytes(done)) / \(Self.megabytes(total)), \(finished)/\(sizes.count) layers, \(Self.tenths(rate)) MB/s"
+        // Cut to the terminal's width: a wrapped line would not be erased by the next redraw.
+        let columns = Int(wyr_terminal_columns(2))
+        return columns > 1 && line.count >= columns ? String(line.prefix(columns - 1)) : line
+    }
+
+    /// Erases a live status line, if one may be on the terminal (before an error message).
+    public static func clearLine() {
+        if isatty(2) == 1 { emit("\r\u{1B}[K") }
     }
 }

@@ -19,9 +19,11 @@ public struct Platform: Sendable, Hashable, Codable, CustomStringConvertible {
         guard parts.count == 2 || parts.count == 3 else {
             throw .invalidPlatform(text, reason: "expected OS/ARCH or OS/ARCH/VARIANT, such as linux/amd64")
         }
-        for part in parts {
-            guard !part.isEmpty, part.unicodeScalars.allSatisfy({ $0.isASCIILetter || $0.isASCIIDigit || $0 == "_" }) else {
-                throw .invalidPlatform(text, reason: "'\(part)' must be letters, digits or '_'")
+        for (i, part) in parts.enumerated() {
+            // A variant may be a point level (arm64's v8.2).
+            let allowed: (Unicode.Scalar) -> Bool = { $0.isASCIILetter || $0.isASCIIDigit || $0 == "_" || (i == 2 && $0 == ".") }
+            guard !part.isEmpty, part.unicodeScalars.allSatisfy(allowed) else {
+                throw .invalidPlatform(text, reason: "'\(part)' must be letters, digits or '_'\(i == 2 ? " (or '.')" : "")")
             }
         }
         self.init(os: parts[0].lowercased(), architecture: parts[1].lowercased(), variant: parts.count == 3 ? parts[2].lowercased() : nil)

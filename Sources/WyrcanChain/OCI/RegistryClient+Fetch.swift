@@ -102,6 +102,10 @@ extension RegistryClient {
         for layer in manifest.layers where !MediaType.isLayer(layer.mediaType) {
             throw .invalidManifest(what: what, reason: "layer \(layer.digest) has media type \(layer.mediaType), which is not a filesystem layer")
         }
+        // Sizes are added up and multiplied for room checks: a nonsense size is refused here.
+        for layer in manifest.layers where layer.size < 0 || layer.size > Self.maximumLayerBytes {
+            throw .invalidManifest(what: what, reason: "layer \(layer.digest) has size \(layer.size)")
+        }
         return ResolvedImage(name: name, manifestDigest: digest, topDigest: top.digest, manifest: manifest, platform: platform)
     }
 
@@ -111,6 +115,9 @@ extension RegistryClient {
         guard text.lowercased().hasPrefix("bytes "), let dash = text.firstIndex(of: "-") else { return nil }
         return Int64(text[text.index(text.startIndex, offsetBy: 6)..<dash].trimming(" "))
     }
+
+    /// The largest layer accepted (1 TiB): far beyond any bootable image.
+    static let maximumLayerBytes: Int64 = 1 << 40
 
     /// Bytes of a blob gathered before they are written to its file.
     static let writeSize = 256 << 10
