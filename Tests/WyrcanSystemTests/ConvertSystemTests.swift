@@ -351,6 +351,10 @@ import Testing
         try Sys.buildImage(Self.small.replacingOccurrences(of: #""tag": "small""#, with: #""tag": "example.com/app:1.0""#), layout: work + "/layout")
         let r = try Sys.wyrcan(["convert", "oci:\(work)/layout:example.com/app:1.0", "--output", work + "/out", "--quiet"])
         #expect(r.status == 0, "\(r.stderr)")
+        let wrongTag = try Sys.wyrcan(["convert", "oci:\(work)/layout:nope", "--output", work + "/out", "--quiet"])
+        #expect(wrongTag.stderr == "wyrcan: error: oci:\(work)/layout:nope: no image tagged nope (tags in the layout: example.com/app:1.0)\n", "\(wrongTag.stderr)")
+        let noLayout = try Sys.wyrcan(["convert", "oci:\(work)/missing", "--output", work + "/out", "--quiet"])
+        #expect(noLayout.stderr == "wyrcan: error: oci:\(work)/missing: no index.json: not an OCI image layout\n", "\(noLayout.stderr)")
 
         // The two platform manifests of an index, each tagged "multi" in index.json itself.
         try Sys.buildImage(Self.twoPlatforms, layout: work + "/multi")

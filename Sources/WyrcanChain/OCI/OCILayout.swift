@@ -65,7 +65,7 @@ public struct OCILayout: Sendable {
     public func resolve(platform: Platform) throws(RegistryError) -> ResolvedImage {
         let indexBytes: [UInt8]
         do { indexBytes = try FileSystem.readFile("\(directory)/index.json") } catch {
-            throw .notFound(what: "\(name) (no index.json: not an OCI image layout)")
+            throw .layout(name: name, reason: "no index.json: not an OCI image layout")
         }
         let index: Index
         do { index = try JSONDecoder().decode(Index.self, from: Data(indexBytes)) } catch {
@@ -84,7 +84,7 @@ public struct OCILayout: Sendable {
         if chosen == nil && tag == nil && index.manifests.count == 1 { chosen = index.manifests[0] }
         guard let top = chosen else {
             let tags = index.manifests.compactMap { $0.annotations?[Self.refAnnotation] }
-            throw .notFound(what: "\(name) (tags in the layout: \(tags.isEmpty ? "none" : tags.joined(separator: ", ")))")
+            throw .layout(name: name, reason: "no image tagged \(wanted) (tags in the layout: \(tags.isEmpty ? "none" : tags.joined(separator: ", ")))")
         }
         let topBody = try readVerified(top)
         return try RegistryClient.resolve(name: name, top: (topBody, top.mediaType, top.digest), platform: platform) {
@@ -95,7 +95,7 @@ public struct OCILayout: Sendable {
     /// Reads a small blob (manifest, config) and checks its size and digest.
     func readVerified(_ d: Descriptor) throws(RegistryError) -> [UInt8] {
         let bytes: [UInt8]
-        do { bytes = try FileSystem.readFile(blobPath(d.digest)) } catch { throw .notFound(what: "\(name): blob \(d.digest)") }
+        do { bytes = try FileSystem.readFile(blobPath(d.digest)) } catch { throw .layout(name: name, reason: "blob \(d.digest) is missing (\(error))") }
         guard Int64(bytes.count) == d.size else { throw .sizeMismatch(what: "blob \(d.digest)", expected: d.size, actual: Int64(bytes.count)) }
         let hex: String
         do throws(CryptoError) { hex = try Hasher.hash(d.digest.algorithm == .sha512 ? .sha512 : .sha256, bytes).hexString } catch { throw .crypto(error) }
@@ -119,7 +119,7 @@ public struct OCILayout: Sendable {
                 progress(total)
             }
         } catch {
-            throw .notFound(what: "\(name): blob \(d.digest) (\(error))")
+            throw .layout(name: name, reason: "blob \(d.digest) is missing (\(error))")
         }
         guard total == d.size else { throw .sizeMismatch(what: "blob \(d.digest)", expected: d.size, actual: total) }
         let hex = hasher.finalize().hexString

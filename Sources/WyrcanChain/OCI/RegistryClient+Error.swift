@@ -12,6 +12,8 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable {
     case file(FileError)
     case crypto(CryptoError)
     case authFile(path: String, reason: String)
+    /// A local OCI image layout (`oci:`, or an archive's) lacks what is asked for.
+    case layout(name: String, reason: String)
 
     public var description: String {
         switch self {
@@ -36,6 +38,7 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable {
         case .file(let e): return e.description
         case .crypto(let e): return e.description
         case .authFile(let path, let reason): return "auth file \(path): \(reason)"
+        case .layout(let name, let reason): return "\(name): \(reason)"
         }
     }
 
