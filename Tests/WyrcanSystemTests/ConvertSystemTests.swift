@@ -133,6 +133,15 @@ import Testing
         let plain = try Sys.wyrcan(["convert", ref, "--insecure-registry", registry.host, "-o", work + "/plain"])
         #expect(plain.status == 0, "\(plain.stderr)")
         #expect(plain.stderr.contains("layer 3/3") && !plain.stderr.contains("\u{1B}["), "\(plain.stderr.debugDescription)")
+
+        // A 40-column terminal: the live line is cut to 39 columns (a wrapped one would not be
+        // erased by the next redraw). An error erases it first.
+        let narrow = try Sys.run("/usr/bin/script", ["-qec", "stty cols 40; '\(Sys.binary("wyrcan"))' convert \(ref) --insecure-registry \(registry.host) -o '\(work)/narrow'", "/dev/null"])
+        #expect(narrow.status == 0, "\(narrow.stdout)")
+        let live = narrow.stdout.components(separatedBy: "\u{1B}[K").map { String($0.prefix { $0 != "\r" && $0 != "\n" }) }.filter { $0.hasPrefix("● Getting") }
+        #expect(!live.isEmpty && live.allSatisfy { $0.count <= 39 }, "\(live)")
+        let failing = try Sys.run("/usr/bin/script", ["-qec", "'\(Sys.binary("wyrcan"))' convert \(registry.host)/test/missing:v1 --insecure-registry \(registry.host) -o '\(work)/missing'", "/dev/null"])
+        #expect(failing.stdout.contains("\r\u{1B}[Kwyrcan: error: "), "\(failing.stdout.debugDescription)")
     }
 
     /// gzip and none, and zstd compressed on one background thread (`--threads 1`, the boot
