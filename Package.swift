@@ -32,13 +32,19 @@ let package = Package(
             name: "CMicroHTTPD", path: "Sources/CMicroHTTPD", pkgConfig: "libmicrohttpd",
             providers: [.apt(["libmicrohttpd-dev"])]),
 
+        // libzstd, already linked for libarchive's zstd filter: the frame compressor keeps its
+        // contexts across frames (FrameCompressor, Platform/ZstdFrameEncoder.swift).
+        .systemLibrary(
+            name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]),
+
         // Linux syscalls and ioctls for the boot agent (kexec, modules, efivarfs flags).
         .systemLibrary(name: "CWyrcanSys", path: "Sources/CWyrcanSys"),
 
         .target(
             name: "WyrcanChain",
             dependencies: [
-                "CCurl", "CArchive", "COpenSSL", "CWyrcanSys",
+                "CCurl", "CArchive", "COpenSSL", "CZstd", "CWyrcanSys",
                 .product(name: "Logging", package: "swift-log"),
             ],
             linkerSettings: [

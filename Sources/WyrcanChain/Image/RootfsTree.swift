@@ -189,7 +189,8 @@ struct RootfsTree {
                 continue
             }
             let candidate = current.isEmpty ? part : current + "/" + part
-            if let node = nodes[candidate], node.info.type == .symlink {
+            let node = nodes[candidate]
+            if let node, node.info.type == .symlink {
                 hops += 1
                 if hops > 40 { throw .symlinkLoop(path) }
                 let target = node.info.symlinkTarget ?? ""
@@ -197,7 +198,7 @@ struct RootfsTree {
                 pending = target.split(separator: "/").map(String.init) + pending
                 continue
             }
-            if nodes[candidate] == nil { complete = false }
+            if node == nil { complete = false }
             resolved.append(part)
             current = candidate
         }

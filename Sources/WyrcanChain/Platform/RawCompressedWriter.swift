@@ -98,15 +98,11 @@ final class RawCompressedWriter {
         if archive_write_close(archive) < ARCHIVE_WARN { throw .from(archive, "close") }
     }
 
-    /// `chunks` as one compressed frame, handed to `sink` as it is produced; each chunk is freed
-    /// as soon as the compressor has taken it in.
-    static func compress(_ chunks: inout [[UInt8]], compression: CpioWriter.Compression, level: Int?,
+    /// `input` as one compressed frame (a gzip stream), handed to `sink` as it is produced.
+    static func compress(_ input: UnsafeRawBufferPointer, compression: CpioWriter.Compression, level: Int?,
                          to sink: @escaping (UnsafeRawBufferPointer) -> Void) throws(ArchiveError) {
         let writer = try RawCompressedWriter(.sink(sink), compression: compression, level: level)
-        for i in chunks.indices {
-            try writer.write(chunks[i])
-            chunks[i] = []
-        }
+        try writer.write(input)
         try writer.close()
     }
 }
