@@ -238,6 +238,49 @@ func shell(_ command: String) throws -> String {
 
 /// Compressed files read whole (how the boot agent loads its `.ko.zst` modules), against the
 /// zstd, xz and gzip command-line tools.
+@Suite struct HardLinkSizeTests {
+    /// A ustar hard link whose header gives a size with no data after it (GNU tar reads such an
+    /// entry as a link of 0 bytes) is read as no bytes, not as that many zeros, and the member
+    /// after it is intact.
+    @Test func aHardLinkWithASizeInItsHeaderReadsNoData() throws {
+        let dir = try freshTemporaryDirectory("wyrcan-hardlink-size")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = """
+            import io, sys, tarfile
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as t:
+                a = tarfile.TarInfo("a"); a.size = 5; t.addfile(a, io.BytesIO(b"hello"))
+                b = tarfile.TarInfo("b"); b.type = tarfile.LNKTYPE; b.linkname = "a"
+                header = bytearray(b.tobuf(format=tarfile.USTAR_FORMAT))
+                header[124:136] = b"%011o\\0" % 4096            # size 4096, no data follows
+                header[148:156] = b" " * 8
+                header[148:156] = b"%06o\\0 " % sum(header[:512])  # checksum
+                t.fileobj.write(bytes(header)); t.offset += 512
+                c = tarfile.TarInfo("c"); c.size = 3; t.addfile(c, io.BytesIO(b"xyz"))
+            open(sys.argv[1], "wb").write(buf.getvalue())
+            """
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        python.arguments = ["python3", "-c", script, dir + "/layer.tar"]
+        try python.run()
+        python.waitUntilExit()
+        try #require(python.terminationStatus == 0)
+        let reader = try ArchiveReader(layer: dir + "/layer.tar")
+        var data: [String: [UInt8]] = [:]
+        var links: [String: String] = [:]
+        while let entry = try reader.next() {
+            var bytes: [UInt8] = []
+            try reader.readData { bytes.append(contentsOf: $0) }
+            data[entry.path] = bytes
+            links[entry.path] = entry.hardlinkTarget
+        }
+        #expect(data["a"] == Array("hello".utf8))
+        #expect(links["b"] == "a")
+        #expect(data["b"]?.count == 0)
+        #expect(data["c"] == Array("xyz".utf8))
+    }
+}
+
 @Suite struct DecompressedBytesTests {
     @Test(arguments: [("zstd", "zst"), ("xz", "xz"), ("gzip", "gz")])
     func readsWhatTheToolWrote(tool: String, suffix: String) throws {
@@ -391,28 +434,4 @@ func shell(_ command: String) throws -> String {
         #expect(throws: ArchiveError.self) { try ZstdFrameEncoder(level: 23) }
         #expect(throws: ArchiveError.self) { try FrameCompressor(path: "/dev/null", compression: .zstd, level: Int(Int32.max) + 1, workers: 2) }
     }
-}
-
-/// `unit` repeated up to `count` bytes (compressible test data, made fast in debug builds).
-func repeated(_ unit: [UInt8], count: Int) -> [UInt8] {
-    var out = [UInt8](repeating: 0, count: count)
-    out.withUnsafeMutableBytes { target in
-        unit.withUnsafeBytes { source in
-            var offset = 0
-            while offset < count {
-                let n = min(source.count, count - offset)
-                (target.baseAddress! + offset).copyMemory(from: source.baseAddress!, byteCount: n)
-                offset += n
-            }
-        }
-    }
-    return out
-}
-
-/// An empty directory of this name under the temporary directory (removed first if it exists).
-func freshTemporaryDirectory(_ name: String) throws -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(getpid())").path
-    try? FileManager.default.removeItem(atPath: dir)
-    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    return dir
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A small deterministic PRNG so property tests are reproducible.
 struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
@@ -24,4 +26,28 @@ enum Alphabet {
     static let bareChars = "abcxyzABC0123456789=,.:;/$'\\{}-_@".map(String.init) + ["é", "日", "ß", "${net0/mac}"]
     /// Characters for quoted values: anything but '"'.
     static let valueChars = bareChars + [" ", " ", "\t", "à", "\n", "'", "\\'"]
+}
+
+/// `unit` repeated up to `count` bytes (compressible test data, made fast in debug builds).
+func repeated(_ unit: [UInt8], count: Int) -> [UInt8] {
+    var out = [UInt8](repeating: 0, count: count)
+    out.withUnsafeMutableBytes { target in
+        unit.withUnsafeBytes { source in
+            var offset = 0
+            while offset < count {
+                let n = min(source.count, count - offset)
+                (target.baseAddress! + offset).copyMemory(from: source.baseAddress!, byteCount: n)
+                offset += n
+            }
+        }
+    }
+    return out
+}
+
+/// An empty directory of this name under the temporary directory (removed first if it exists).
+func freshTemporaryDirectory(_ name: String) throws -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(getpid())").path
+    try? FileManager.default.removeItem(atPath: dir)
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir
 }

@@ -139,18 +139,7 @@ struct BootAgent {
             FileSystem.removeTree(Self.workDirectory + "/pull")
             Console.detail("converted in \(TransferProgress.tenths(TransferProgress.now() - started)) s: kernel \(TransferProgress.megabytes(artifacts.kernelBytes)), initrd \(TransferProgress.megabytes(artifacts.initrdBytes))\(plenty ? "" : " (zstd)")")
         } catch {
-            var retryable = true
-            switch error {
-            // The image itself (its blobs are digest-verified, so reading them again changes nothing).
-            case .missingKernel, .missingInit, .initNotExecutable, .initNotAFile, .kernelNotAFile, .cmdlineUnreadable, .notEnoughMemory, .unsafePath, .danglingHardlink,
-                 .symlinkLoop, .notADirectory, .archive:
-                retryable = false
-            case .registry(let r):
-                if case .noPlatform = r { retryable = false }
-                if case .unauthorized = r { retryable = false }
-            default: break
-            }
-            throw BootFailure(description: error.description, retryable: retryable)
+            throw BootFailure(description: error.description, retryable: !error.isPermanent)
         }
         reporter.send("converted", detail: "initrd \(artifacts.initrdBytes) bytes", image: image.description)
         let hooks = VolumeHooks(args: args)

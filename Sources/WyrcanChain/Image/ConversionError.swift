@@ -49,3 +49,21 @@ public enum ConversionError: Error, CustomStringConvertible, Sendable {
         }
     }
 }
+
+extension ConversionError {
+    /// Whether trying again cannot help: the image itself is at fault (its blobs are
+    /// digest-verified, so fetching them again gives the same bytes), the registry refused for
+    /// good (no image for this platform, credentials refused), or the machine has too little RAM.
+    /// The boot agent retries everything else (network, registry and disk errors).
+    public var isPermanent: Bool {
+        switch self {
+        case .missingKernel, .kernelNotAFile, .missingInit, .initNotExecutable, .initNotAFile, .cmdlineUnreadable,
+             .symlinkLoop, .unsafePath, .danglingHardlink, .notADirectory, .archive, .notEnoughMemory:
+            return true
+        case .registry(.noPlatform), .registry(.unauthorized):
+            return true
+        case .registry, .layer, .file:
+            return false
+        }
+    }
+}
