@@ -364,8 +364,8 @@ func shell(_ command: String) throws -> String {
 }
 
 @Suite struct FrameCompressorTests {
-    /// Members of every size, one past the 8 MiB frame limit (streamed in a frame of its own,
-    /// after a half-filled frame), compressible and not, through reused slots: the frames
+    /// Members of every size, one past the 8 MiB frame limit (streamed, in one frame with the
+    /// half-filled frame before it), compressible and not, through reused slots: the frames
     /// decompress to the stream in order, with zstd and with gzip, and zstd writes one frame
     /// per cut.
     @Test(arguments: [CpioWriter.Compression.zstd, .gzip])
@@ -406,7 +406,7 @@ func shell(_ command: String) throws -> String {
                 offset += size
             }
             // Each run of 7 sizes (≈ 6.7 MiB) is cut twice (past 2 MiB, then after the 3 MiB
-            // member), and the 9 MiB member streams in a frame of its own.
+            // member), and the 9 MiB member streams in one frame with what was being filled.
             #expect(frames >= 12)
         }
     }

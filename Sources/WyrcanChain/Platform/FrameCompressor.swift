@@ -22,8 +22,9 @@ import Glibc
 final class FrameCompressor: StreamCompressor, @unchecked Sendable {
     /// A frame is cut at the first member boundary past this size.
     static let frameTarget = 2 << 20
-    /// A member that would grow a frame past this is compressed as it arrives, in a frame of its
-    /// own on the caller's thread, instead of being held in memory.
+    /// A member that would grow the frame being filled past this is compressed as it arrives, on
+    /// the caller's thread, in one frame with what that frame already held, instead of being
+    /// held in memory.
     static let frameLimit = 8 << 20
     /// After a frame larger than this, its slot hands the pages past it back, so that a few
     /// large frames do not leave ≈ 8 MiB resident in every slot.
