@@ -92,10 +92,14 @@ public struct OCILayout: Sendable {
         }
     }
 
+    private func missing(_ d: Descriptor, _ error: some Error) -> RegistryError {
+        .layout(name: name, reason: "blob \(d.digest) is missing (\(error))")
+    }
+
     /// Reads a small blob (manifest, config) and checks its size and digest.
     func readVerified(_ d: Descriptor) throws(RegistryError) -> [UInt8] {
         let bytes: [UInt8]
-        do { bytes = try FileSystem.readFile(blobPath(d.digest)) } catch { throw .layout(name: name, reason: "blob \(d.digest) is missing (\(error))") }
+        do { bytes = try FileSystem.readFile(blobPath(d.digest)) } catch { throw missing(d, error) }
         guard Int64(bytes.count) == d.size else { throw .sizeMismatch(what: "blob \(d.digest)", expected: d.size, actual: Int64(bytes.count)) }
         let hex: String
         do throws(CryptoError) { hex = try Hasher.hash(d.digest.algorithm == .sha512 ? .sha512 : .sha256, bytes).hexString } catch { throw .crypto(error) }
@@ -119,7 +123,7 @@ public struct OCILayout: Sendable {
                 progress(total)
             }
         } catch {
-            throw .layout(name: name, reason: "blob \(d.digest) is missing (\(error))")
+            throw missing(d, error)
         }
         guard total == d.size else { throw .sizeMismatch(what: "blob \(d.digest)", expected: d.size, actual: total) }
         let hex = hasher.finalize().hexString

@@ -5,7 +5,8 @@ import Glibc
 #endif
 
 /// Compresses a byte stream into a file on a thread of its own, through libarchive's raw format
-/// and a zstd or gzip filter, fed by a bounded queue of 1 MiB chunks.
+/// and a zstd or gzip filter, fed by a bounded queue of 1 MiB chunks. The chunks' buffers are
+/// reused (`PageBuffer`), not allocated, zero-filled and unmapped again for every MiB.
 ///
 /// One frame, so the best ratio and the least memory (a few MB in flight); `FrameCompressor`
 /// uses more threads.
@@ -20,10 +21,12 @@ final class BackgroundCompressor: StreamCompressor, @unchecked Sendable {
     private let filledSlots = DispatchSemaphore(value: 0)
     private let done = DispatchSemaphore(value: 0)
     /// Chunks waiting for the compressor; nil marks the end of the stream.
-    private var pending: [[UInt8]?] = []
-    /// The chunk being filled: `filled` of its bytes are data.
-    private var current = [UInt8](repeating: 0, count: BackgroundCompressor.chunkSize)
-    private var filled = 0
+    private var pending: [PageBuffer?] = []
+    /// The chunk being filled.
+    private var current: PageBuffer
+    /// Emptied buffers, for the next chunks: enough for every chunk that can be queued, the one
+    /// being compressed and the one being filled (guarded by `lock`).
+    private var spare: [PageBuffer] = []
     private var failed: ArchiveError?
     /// The compressor thread runs (init succeeded); until then there is nothing to finish.
     private var started = false
@@ -37,6 +40,8 @@ final class BackgroundCompressor: StreamCompressor, @unchecked Sendable {
     }
 
     init(path: String, compression: CpioWriter.Compression, level: Int?) throws(ArchiveError) {
+        current = try PageBuffer(capacity: Self.chunkSize)
+        spare = try (0...Self.queuedChunks).map { _ throws(ArchiveError) in try PageBuffer(capacity: Self.chunkSize) }
         writer = try RawCompressedWriter(.path(path), compression: compression, level: level)
         started = true
         queue.async { self.run() }
@@ -59,13 +64,10 @@ final class BackgroundCompressor: StreamCompressor, @unchecked Sendable {
     func submit(_ bytes: UnsafeRawBufferPointer) throws(ArchiveError) {
         var offset = 0
         while offset < bytes.count {
-            let n = min(Self.chunkSize - filled, bytes.count - offset)
-            current.withUnsafeMutableBytes { out in
-                out.baseAddress!.advanced(by: filled).copyMemory(from: bytes.baseAddress!.advanced(by: offset), byteCount: n)
-            }
-            filled += n
+            let n = min(current.room, bytes.count - offset)
+            current.append(UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n]))
             offset += n
-            if filled == Self.chunkSize { try flush() }
+            if current.room == 0 { try flush() }
         }
     }
 
@@ -73,7 +75,7 @@ final class BackgroundCompressor: StreamCompressor, @unchecked Sendable {
     func finish() throws(ArchiveError) {
         guard started, !finished else { return }
         finished = true
-        if filled > 0 { try? flush() }
+        if !current.isEmpty { try? flush() }
         enqueue(nil)
         done.wait()
         if let failed { throw failed }
@@ -81,13 +83,15 @@ final class BackgroundCompressor: StreamCompressor, @unchecked Sendable {
     }
 
     private func flush() throws(ArchiveError) {
-        enqueue(filled == Self.chunkSize ? current : Array(current.prefix(filled)))
-        current = [UInt8](repeating: 0, count: Self.chunkSize)
-        filled = 0
+        enqueue(current)
+        lock.wait()
+        let next = spare.popLast()
+        lock.signal()
+        if let next { current = next } else { current = try PageBuffer(capacity: Self.chunkSize) }
         if let failure { throw failure }
     }
 
-    private func enqueue(_ chunk: [UInt8]?) {
+    private func enqueue(_ chunk: PageBuffer?) {
         freeSlots.wait()
         lock.wait()
         pending.append(chunk)
@@ -106,14 +110,15 @@ final class BackgroundCompressor: StreamCompressor, @unchecked Sendable {
             lock.signal()
             freeSlots.signal()
             guard let chunk else { break }
-            if skip { continue }
-            do throws(ArchiveError) {
-                try writer.write(chunk)
-            } catch {
-                lock.wait()
-                failed = error
-                lock.signal()
+            var error: ArchiveError? = nil
+            if !skip {
+                do throws(ArchiveError) { try writer.write(chunk.bytes) } catch let e { error = e }
             }
+            chunk.removeAll()
+            lock.wait()
+            if let error { failed = error }
+            spare.append(chunk)
+            lock.signal()
         }
         done.signal()
     }

@@ -86,12 +86,6 @@ final class RawCompressedWriter {
         if archive_write_data(archive, base, bytes.count) < 0 { throw .from(archive, "compress") }
     }
 
-    func write(_ bytes: [UInt8]) throws(ArchiveError) {
-        guard !bytes.isEmpty else { return }
-        let written = bytes.withUnsafeBytes { archive_write_data(archive, $0.baseAddress, $0.count) }
-        if written < 0 { throw .from(archive, "compress") }
-    }
-
     /// Ends the frame (and the file, for a path).
     func close() throws(ArchiveError) {
         closed = true
