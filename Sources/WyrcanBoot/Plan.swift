@@ -89,10 +89,12 @@ struct Plan: ParsableCommand {
     func run() throws {
         let text: String
         if proc {
-            guard let contents = readTextFile("/proc/cmdline") else {
-                throw CleanExit.message("wyrcan: error: cannot read /proc/cmdline")
+            do throws(FileError) {
+                text = String(decoding: try FileSystem.readFile("/proc/cmdline"), as: UTF8.self)
+            } catch {
+                printError("wyrcan: error: cannot read the running kernel's cmdline: \(error)")
+                throw ExitCode(1)
             }
-            text = contents
         } else {
             text = cmdline ?? ""
         }
@@ -106,27 +108,16 @@ struct Plan: ParsableCommand {
     }
 }
 
+/// Prints one line on standard error (messages, progress; standard output carries results).
 func printError(_ line: String) {
-    var stderr = StandardError()
-    print(line, to: &stderr)
+    var stream = StandardErrorOutput()
+    print(line, to: &stream)
 }
 
-struct StandardError: TextOutputStream {
+/// File descriptor 2 as a text stream, unbuffered.
+struct StandardErrorOutput: TextOutputStream {
     mutating func write(_ string: String) {
         var bytes = Array(string.utf8)
         _ = Glibc.write(2, &bytes, bytes.count)
     }
-}
-
-func readTextFile(_ path: String) -> String? {
-    guard let file = fopen(path, "r") else { return nil }
-    defer { fclose(file) }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let n = fread(&buffer, 1, buffer.count, file)
-        if n <= 0 { break }
-        bytes += buffer[0..<n]
-    }
-    return String(decoding: bytes, as: UTF8.self)
 }

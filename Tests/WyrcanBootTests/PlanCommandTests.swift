@@ -20,7 +20,7 @@ import Testing
 
     func run(_ name: String, _ arguments: [String]) throws -> Result {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.binary(name))
+        p.executableURL = URL(fileURLWithPath: name.hasPrefix("/") ? name : Self.binary(name))
         p.arguments = arguments
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
@@ -71,6 +71,16 @@ import Testing
         // The build machine's own cmdline names no image; the plan still succeeds.
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("\"networkFiles\""))
+    }
+
+    /// An unreadable /proc/cmdline fails with one line on stderr and status 1, not a help text
+    /// on stdout with status 0. (In a private mount namespace, /proc/cmdline is covered with the
+    /// memory file of a process that has exited: opening it fails.)
+    @Test func procUnreadableIsAnErrorOnStderr() throws {
+        let r = try run("/usr/bin/unshare", ["--mount", "--", "/bin/sh", "-c", "mount --bind /proc/self/mem /proc/cmdline && exec \"$0\" plan --proc", Self.binary("wyrcan")])
+        #expect(r.status == 1)
+        #expect(r.stdout.isEmpty)
+        #expect(r.stderr.hasPrefix("wyrcan: error: cannot read the running kernel's cmdline: ") && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
     }
 
     @Test func helpDocumentsTheGrammar() throws {

@@ -33,8 +33,8 @@ import Testing
     }
 
     @Test func uriEncoding() {
-        #expect(S3Signer.encode("a b/ü~.txt", keepSlash: true) == "a%20b/%C3%BC~.txt")
-        #expect(S3Signer.encode("a/b+c=", keepSlash: false) == "a%2Fb%2Bc%3D")
+        #expect("a b/ü~.txt".percentEncoded(keepingSlash: true) == "a%20b/%C3%BC~.txt")
+        #expect("a/b+c=".percentEncoded() == "a%2Fb%2Bc%3D")
     }
 
     @Test func listingXML() {

@@ -9,7 +9,6 @@ import Glibc
 /// (`wyr.rescue`) or a reboot after a delay, with an explanation on the console either way.
 struct BootAgent {
     static let workDirectory = "/run/wyrcan"
-    static let attempts = 3
     static let noImageHelp = """
 
         No container image to boot: the kernel cmdline has no wyr.img=IMG and no config is stored
@@ -73,28 +72,27 @@ struct BootAgent {
         reporter.send("booting", image: image.description)
 
         var lastError = ""
-        for attempt in 1...Self.attempts {
-            if attempt > 1 {
-                let delay = UInt32(5 * attempt * attempt)
-                Console.detail("retrying in \(delay) s (attempt \(attempt) of \(Self.attempts))")
-                sleep(delay)
-            }
-            do throws(BootFailure) {
-                try boot(args: args, image: image, reporter: reporter)
-            } catch {
-                lastError = error.description
-                reporter.send("failure", detail: lastError, image: image.description)
-                if !error.retryable || attempt == Self.attempts { break }
+        do throws(BootFailure) {
+            try RetryPolicy.bootAttempts.run(willRetry: { retry in
                 // (The last failure is explained once, by fail(), below.)
-                Console.detail("attempt \(attempt) of \(Self.attempts) failed: \(lastError)")
+                Console.detail("attempt \(retry.attempt) of \(retry.attempts) failed: \(retry.error)")
+                Console.detail("retrying in \(Int(retry.delay)) s (attempt \(retry.attempt + 1) of \(retry.attempts))")
+            }) { (_) throws(BootFailure) in
+                do throws(BootFailure) { try boot(args: args, image: image, reporter: reporter) } catch {
+                    reporter.send("failure", detail: error.description, image: image.description)
+                    throw error
+                }
             }
+        } catch {
+            lastError = error.description
         }
         fail(lastError, rescue: args.rescue, reporter: reporter)
     }
 
-    struct BootFailure: Error, CustomStringConvertible {
+    struct BootFailure: RetryableError, CustomStringConvertible {
         var description: String
         var retryable = true
+        var isTransient: Bool { retryable }
     }
 
     /// One attempt; returns only by throwing.
@@ -194,8 +192,10 @@ struct BootAgent {
     /// merges them; they are never printed, and only wyr.arg values reach the next cmdline.
     static func mergeExtraArgs(from url: String, into args: inout WyrcanArgs) throws(BootFailure) {
         Console.stage("Getting extra parameters from \(url)")
+        var options = HTTPOptions()
+        options.timeoutSeconds = 30
         let response: HTTPResponse
-        do throws(CurlError) { response = try CurlEasy().request(url: url, timeoutSeconds: 30) } catch {
+        do throws(CurlError) { response = try HTTPClient().send(HTTPRequest(url: url, options: options)) } catch {
             throw BootFailure(description: "wyr.extra_args_url: \(error)")
         }
         guard response.status == 200 else { throw BootFailure(description: "wyr.extra_args_url: \(url) answered HTTP \(response.status)") }

@@ -1,37 +1,33 @@
-import CCurl
 import WyrcanChain
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Posts boot progress to `wyr.report=URL` (wyrcan-serve's `/v1/report/<mac>`). Best effort:
 /// a report that cannot be delivered never stops a boot.
 struct Reporter {
     let url: String?
+    /// The CA (or key pin) the report server is trusted with: the config server's, when the
+    /// report goes to it.
+    var options = HTTPOptions()
+
+    struct Report: Encodable {
+        var stage: String
+        var detail: String?
+        var image: String?
+    }
+
+    init(url: String?, options: HTTPOptions = HTTPOptions()) {
+        self.url = url
+        self.options = options
+        self.options.timeoutSeconds = 5
+    }
 
     func send(_ stage: String, detail: String? = nil, image: String? = nil) {
-        guard let url else { return }
-        var fields = ["\"stage\": \(Self.json(stage))"]
-        if let detail { fields.append("\"detail\": \(Self.json(detail))") }
-        if let image { fields.append("\"image\": \(Self.json(image))") }
-        let body = Array("{\(fields.joined(separator: ", "))}".utf8)
-        _ = try? CurlEasy().request("POST", url: url, headers: ["Content-Type: application/json"], body: body, timeoutSeconds: 5)
+        guard let url, let body = try? JSONEncoder().encode(Report(stage: stage, detail: detail, image: image)) else { return }
+        let request = HTTPRequest("POST", url: url, headers: ["Content-Type: application/json"], body: Array(body), options: options)
+        _ = try? HTTPClient().send(request)
     }
-
-    static func json(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 { out += "\\u" + String(scalar.value, radix: 16).leftPadded(4) } else { out.unicodeScalars.append(scalar) }
-            }
-        }
-        return out + "\""
-    }
-}
-
-extension String {
-    func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

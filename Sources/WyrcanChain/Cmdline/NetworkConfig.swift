@@ -19,6 +19,12 @@ public struct NetworkConfig: Sendable, Equatable {
         public var index: Int
         public var entries: [(key: String, value: String)]
 
+        public init(name: String, index: Int, entries: [(key: String, value: String)]) {
+            self.name = name
+            self.index = index
+            self.entries = entries
+        }
+
         public static func == (a: Section, b: Section) -> Bool {
             a.name == b.name && a.index == b.index
                 && a.entries.elementsEqual(b.entries, by: { $0.key == $1.key && $0.value == $1.value })
@@ -29,6 +35,31 @@ public struct NetworkConfig: Sendable, Equatable {
         public var name: String
         public var kind: Kind
         public var sections: [Section]
+
+        public init(name: String, kind: Kind, sections: [Section]) {
+            self.name = name
+            self.kind = kind
+            self.sections = sections
+        }
+
+        /// A file of the original's EFI format (`NAME.KIND` → section → key → value); nil for
+        /// a kind networkd does not have.
+        public init?(fileName: String, legacySections: [String: [String: String]]) {
+            let dot = fileName.lastIndex(of: ".")
+            guard let kind = Kind(rawValue: dot.map { String(fileName[fileName.index(after: $0)...]) } ?? "network") else { return nil }
+            self.init(name: dot.map { String(fileName[..<$0]) } ?? fileName, kind: kind, sections: legacySections.sorted { $0.key < $1.key }.map { section in
+                Section(name: section.key, index: 0, entries: section.value.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+            })
+        }
+
+        /// The `wyr.net.*` parameters that make this file, in order: what a cmdline carries.
+        public var parameters: [(key: String, value: String)] {
+            let prefix = kind == .network ? "wyr.net.\(name)" : "wyr.net.\(kind.rawValue).\(name)"
+            return sections.flatMap { section in
+                let sectionKey = section.index == 0 ? section.name : "\(section.name)@\(section.index)"
+                return section.entries.map { (key: "\(prefix).\(sectionKey).\($0.key)", value: $0.value) }
+            }
+        }
 
         public var fileName: String { "\(name).\(kind.rawValue)" }
         public var path: String { "\(NetworkConfig.directory)/\(fileName)" }

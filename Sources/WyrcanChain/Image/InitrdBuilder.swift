@@ -1,4 +1,3 @@
-import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -94,20 +93,11 @@ public struct InitrdBuilder {
 
     /// Step 1: scan layers in parallel, merge in order.
     static func merge(layers: [String]) throws(ConversionError) -> RootfsTree {
-        final class Slot: @unchecked Sendable { var result: Result<[LayerEntry], ConversionError>? }
-        let slots = layers.map { _ in Slot() }
-        DispatchQueue.concurrentPerform(iterations: layers.count) { i in
-            do throws(ConversionError) { slots[i].result = .success(try LayerEntry.scan(path: layers[i], layer: i)) } catch {
-                slots[i].result = .failure(error)
-            }
+        let scanned = try Parallel.map(layers.count, width: LinuxSystem.processorCount) { (i) throws(ConversionError) in
+            try LayerEntry.scan(path: layers[i], layer: i)
         }
         var tree = RootfsTree()
-        for (i, slot) in slots.enumerated() {
-            switch slot.result! {
-            case .success(let entries): try tree.apply(layer: i, entries: entries)
-            case .failure(let error): throw error
-            }
-        }
+        for (i, entries) in scanned.enumerated() { try tree.apply(layer: i, entries: entries) }
         return tree
     }
 
@@ -149,135 +139,168 @@ public struct InitrdBuilder {
         return BootPieces(kernel: kernel.source, kernelPath: kernelPath, kernelLink: link, cmdline: cmdline)
     }
 
-    /// The kernel member's data, into its own file.
-    private func copyKernel(from reader: ArchiveReader, to file: FileHandleFD, size: Int64, layer: Int, path: String) throws(ArchiveError) {
-        var copied: Int64 = 0
-        var failure: FileError? = nil
-        do {
-            try reader.readData { chunk in
-                do throws(FileError) { try file.write(chunk) } catch { failure = error }
-                copied += Int64(chunk.count)
-            }
-        } catch let e as ArchiveError {
-            throw ArchiveError(operation: "layer \(layer + 1)", message: "\(path): \(e.message)")
-        } catch {
-            throw ArchiveError(operation: "layer \(layer + 1)", message: "\(error)")
-        }
-        if let failure { throw ArchiveError(operation: "write kernel", message: failure.description) }
-        guard copied == size else {
-            throw ArchiveError(operation: "layer \(layer + 1)", message: "\(path): \(copied) of \(size) bytes in the layer")
-        }
-    }
-
     /// Step 3: the cpio, the kernel copy and the cmdline text.
     private func write(
         tree: RootfsTree, layers: [String], boot: BootPieces, kernelTo: String, initrdTo: String
     ) throws(ConversionError) -> String {
-        var cmdlineBytes: [UInt8] = []
+        let cmdlineBytes: [UInt8]
         do throws(ArchiveError) {
-            let writer = try CpioWriter(path: initrdTo, compression: compression, level: compressionLevel, threads: compressionThreads)
-            var inode: UInt64 = 1
-            // The root first: the kernel (and `cpio -i`) apply its mode and owner to `/`.
-            var root = tree.root
-            root.inode = inode
-            root.linkCount = 2
-            try writer.writeHeader(root)
-            for var dir in tree.directories.map(\.info) {
-                inode += 1
-                dir.inode = inode
-                dir.linkCount = 2
-                try writer.writeHeader(dir)
-            }
-            let groups = tree.membersBySource
+            let copier = try MemberCopier(
+                writer: try CpioWriter(path: initrdTo, compression: compression, level: compressionLevel, threads: compressionThreads),
+                kernelTo: kernelTo, boot: boot)
+            try copier.writeDirectories(of: tree)
             var needed: [Int: [Int: [RootfsTree.Node]]] = [:]
-            for (source, members) in groups { needed[source.layer, default: [:]][source.ordinal] = members }
-            let kernelFile: FileHandleFD
-            do throws(FileError) { kernelFile = try FileHandleFD.create(kernelTo) } catch {
-                throw ArchiveError(operation: "create \(kernelTo)", message: error.description)
+            for (source, members) in tree.membersBySource { needed[source.layer, default: [:]][source.ordinal] = members }
+            for (index, path) in layers.enumerated() {
+                guard let wanted = needed[index], !wanted.isEmpty else { continue }
+                try copier.copy(layer: path, index: index, wanted: wanted)
             }
-
-            for (layerIndex, path) in layers.enumerated() {
-                guard let wanted = needed[layerIndex], !wanted.isEmpty else { continue }
-                let reader = try ArchiveReader(layer: path)
-                var ordinal = -1
-                var remaining = wanted.count
-                while remaining > 0, try reader.next() != nil {
-                    ordinal += 1
-                    guard var members = wanted[ordinal] else { continue }
-                    remaining -= 1
-                    let source = RootfsTree.Source(layer: layerIndex, ordinal: ordinal)
-                    // The kernel goes to its own file, not into the initrd ("the entire container
-                    // image besides the kernel", as the original Wyrcan): the next kernel would
-                    // only hold a second copy of itself in RAM. Other hard-link names of the same
-                    // file are the image's own and stay (with the data).
-                    let isKernel = source == boot.kernel
-                    if isKernel {
-                        members.removeAll { $0.info.path == boot.kernelPath }
-                        if members.isEmpty {
-                            try copyKernel(from: reader, to: kernelFile, size: wanted[ordinal]![0].info.size, layer: layerIndex, path: boot.kernelPath)
-                            continue
-                        }
-                    }
-                    if source == boot.kernelLink { continue }
-                    guard members[0].info.type == .regular else {
-                        for member in members {
-                            inode += 1
-                            var info = member.info
-                            info.inode = inode
-                            try writer.writeHeader(info)
-                        }
-                        continue
-                    }
-                    inode += 1
-                    var first = members[0].info
-                    first.inode = inode
-                    first.linkCount = UInt32(members.count)
-                    try writer.writeHeader(first)
-                    let isCmdline = source == boot.cmdline
-                    var copied: Int64 = 0
-                    var kernelError: FileError? = nil
-                    do {
-                        try reader.readData { chunk in
-                            try writer.write(chunk)
-                            copied += Int64(chunk.count)
-                            if isCmdline { cmdlineBytes.append(contentsOf: chunk) }
-                            if isKernel { do throws(FileError) { try kernelFile.write(chunk) } catch { kernelError = error } }
-                        }
-                    } catch let e as ArchiveError {
-                        throw ArchiveError(operation: "layer \(layerIndex + 1)", message: "\(members[0].info.path): \(e.message)")
-                    } catch {
-                        throw ArchiveError(operation: "layer \(layerIndex + 1)", message: "\(error)")
-                    }
-                    if let kernelError { throw ArchiveError(operation: "write kernel", message: kernelError.description) }
-                    guard copied == first.size else {
-                        throw ArchiveError(operation: "layer \(layerIndex + 1)", message: "\(first.path): \(copied) of \(first.size) bytes in the layer")
-                    }
-                    for member in members.dropFirst() {
-                        var info = member.info
-                        info.inode = inode
-                        info.linkCount = UInt32(members.count)
-                        info.size = 0
-                        try writer.writeHeader(info)
-                    }
-                }
-                if remaining > 0 {
-                    throw ArchiveError(operation: "layer \(layerIndex + 1)", message: "changed between reads (\(remaining) members missing)")
-                }
-            }
-            try writer.close()
+            try copier.writer.close()
+            cmdlineBytes = copier.cmdlineBytes
         } catch {
             throw .archive(error)
         }
-        guard let text = String(validating: cmdlineBytes, as: UTF8.self) else {
+        return try Self.checkedCmdline(cmdlineBytes)
+    }
+
+    /// The image's `/boot/wyrcan.cmdline` as the next kernel will read it, or why it cannot be.
+    static func checkedCmdline(_ bytes: [UInt8]) throws(ConversionError) -> String {
+        guard let text = String(validating: bytes, as: UTF8.self) else {
             throw .cmdlineUnreadable("is not UTF-8 text")
         }
         // The kernel takes the cmdline up to its first NUL: the rest would be lost.
-        if cmdlineBytes.contains(0) { throw .cmdlineUnreadable("contains a NUL byte, where the kernel would cut it short") }
+        if bytes.contains(0) { throw .cmdlineUnreadable("contains a NUL byte, where the kernel would cut it short") }
         let tokens = KernelCmdline.tokenize(text)
         if tokens.contains(where: \.unterminatedQuote) { throw .cmdlineUnreadable("has an unbalanced double quote") }
         if let split = tokens.first(where: { !$0.isValidUTF8 }) {
-            throw .cmdlineUnreadable("the kernel would split '\(split.raw)' inside a UTF-8 character (byte 0xA0, part of characters such as 'à'); put that parameter in double quotes")
+            throw .cmdlineUnreadable("the kernel would split \(Message.quoted(split.raw)) inside a UTF-8 character (byte 0xA0, part of characters such as 'à'); put that parameter in double quotes")
         }
         return tokens.map(\.raw).joined(separator: " ")
+    }
+}
+
+/// Step 3 of `InitrdBuilder`: writes the merged tree's members into the cpio in layer order —
+/// directories first, then each layer read once more for the data of the members that survived,
+/// hard-link groups as cpio hard links — and the kernel into its own file.
+private final class MemberCopier {
+    let writer: CpioWriter
+    let kernelFile: FileHandleFD
+    let boot: InitrdBuilder.BootPieces
+    /// The last inode number given.
+    private var inode: UInt64 = 0
+    /// The image's `/boot/wyrcan.cmdline`, as it went by.
+    private(set) var cmdlineBytes: [UInt8] = []
+
+    init(writer: CpioWriter, kernelTo path: String, boot: InitrdBuilder.BootPieces) throws(ArchiveError) {
+        self.writer = writer
+        self.boot = boot
+        do throws(FileError) { kernelFile = try FileHandleFD.create(path) } catch {
+            throw ArchiveError(operation: "create \(path)", message: error.description)
+        }
+    }
+
+    private func nextInode() -> UInt64 {
+        inode += 1
+        return inode
+    }
+
+    /// The root first (the kernel, and `cpio -i`, apply its mode and owner to `/`), then every
+    /// directory, sorted so that parents come first.
+    func writeDirectories(of tree: RootfsTree) throws(ArchiveError) {
+        for var directory in [tree.root] + tree.directories.map(\.info) {
+            directory.inode = nextInode()
+            directory.linkCount = 2
+            try writer.writeHeader(directory)
+        }
+    }
+
+    /// Reads one layer through, copying the members in `wanted` (by ordinal).
+    func copy(layer path: String, index: Int, wanted: [Int: [RootfsTree.Node]]) throws(ArchiveError) {
+        let reader = try ArchiveReader(layer: path)
+        var ordinal = -1
+        var remaining = wanted.count
+        while remaining > 0, try reader.next() != nil {
+            ordinal += 1
+            guard let members = wanted[ordinal] else { continue }
+            remaining -= 1
+            try copy(members: members, source: RootfsTree.Source(layer: index, ordinal: ordinal), from: reader)
+        }
+        if remaining > 0 {
+            throw ArchiveError(operation: "layer \(index + 1)", message: "changed between reads (\(remaining) members missing)")
+        }
+    }
+
+    /// One tar member: every name it survives under in the tree.
+    private func copy(members: [RootfsTree.Node], source: RootfsTree.Source, from reader: ArchiveReader) throws(ArchiveError) {
+        var members = members
+        // The kernel goes to its own file, not into the initrd ("the entire container image
+        // besides the kernel", as the original Wyrcan): the next kernel would only hold a second
+        // copy of itself in RAM. Other hard-link names of the same file are the image's own and
+        // stay (with the data).
+        let isKernel = source == boot.kernel
+        if isKernel {
+            let size = members[0].info.size
+            members.removeAll { $0.info.path == boot.kernelPath }
+            if members.isEmpty {
+                try copyData(from: reader, layer: source.layer, path: boot.kernelPath, size: size) { chunk throws(ArchiveError) in try self.writeKernel(chunk) }
+                return
+            }
+        }
+        if source == boot.kernelLink { return }
+        guard members[0].info.type == .regular else {
+            for member in members {
+                var info = member.info
+                info.inode = nextInode()
+                try writer.writeHeader(info)
+            }
+            return
+        }
+        let inode = nextInode()
+        var first = members[0].info
+        first.inode = inode
+        first.linkCount = UInt32(members.count)
+        try writer.writeHeader(first)
+        let isCmdline = source == boot.cmdline
+        try copyData(from: reader, layer: source.layer, path: first.path, size: first.size) { chunk throws(ArchiveError) in
+            try self.writer.write(chunk)
+            if isCmdline { self.cmdlineBytes.append(contentsOf: chunk) }
+            if isKernel { try self.writeKernel(chunk) }
+        }
+        for member in members.dropFirst() {
+            var info = member.info
+            info.inode = inode
+            info.linkCount = UInt32(members.count)
+            info.size = 0
+            try writer.writeHeader(info)
+        }
+    }
+
+    private func writeKernel(_ chunk: UnsafeRawBufferPointer) throws(ArchiveError) {
+        do throws(FileError) { try kernelFile.write(chunk) } catch {
+            throw ArchiveError(operation: "write kernel", message: error.description)
+        }
+    }
+
+    /// The current member's data, all `size` bytes of it, to `sink`.
+    private func copyData(
+        from reader: ArchiveReader, layer: Int, path: String, size: Int64,
+        to sink: (UnsafeRawBufferPointer) throws(ArchiveError) -> Void
+    ) throws(ArchiveError) {
+        var copied: Int64 = 0
+        do {
+            try reader.readData { chunk in
+                try sink(chunk)
+                copied += Int64(chunk.count)
+            }
+        } catch let e as ArchiveError where e.operation == "write kernel" {
+            throw e
+        } catch let e as ArchiveError {
+            throw ArchiveError(operation: "layer \(layer + 1)", message: "\(Message.quoted(path)): \(e.message)")
+        } catch {
+            throw ArchiveError(operation: "layer \(layer + 1)", message: "\(error)")
+        }
+        guard copied == size else {
+            throw ArchiveError(operation: "layer \(layer + 1)", message: "\(Message.quoted(path)): \(copied) of \(size) bytes in the layer")
+        }
     }
 }

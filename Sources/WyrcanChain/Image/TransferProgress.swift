@@ -1,5 +1,4 @@
 import CWyrcanSys
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,7 +18,7 @@ public final class TransferProgress: Sendable {
     let interactive: Bool
     let started: Double
     let quiet: Bool
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     public init(title: String, sizes: [Int64], labels: [String], quiet: Bool = false) {
         self.title = title
@@ -28,7 +27,7 @@ public final class TransferProgress: Sendable {
         self.quiet = quiet
         self.interactive = isatty(2) == 1
         self.started = Self.now()
-        self.state = Mutex(State(done: sizes.map { _ in 0 }, finished: sizes.map { _ in false }))
+        self.state = Locked(State(done: sizes.map { _ in 0 }, finished: sizes.map { _ in false }))
     }
 
     public static func now() -> Double {

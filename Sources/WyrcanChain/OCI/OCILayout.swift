@@ -102,7 +102,7 @@ public struct OCILayout: Sendable {
         do { bytes = try FileSystem.readFile(blobPath(d.digest)) } catch { throw missing(d, error) }
         guard Int64(bytes.count) == d.size else { throw .sizeMismatch(what: "blob \(d.digest)", expected: d.size, actual: Int64(bytes.count)) }
         let hex: String
-        do throws(CryptoError) { hex = try Hasher.hash(d.digest.algorithm == .sha512 ? .sha512 : .sha256, bytes).hexString } catch { throw .crypto(error) }
+        do throws(CryptoError) { hex = try Digester.hash(d.digest.algorithm == .sha512 ? .sha512 : .sha256, bytes).hexString } catch { throw .crypto(error) }
         guard hex == d.digest.hex else { throw .digestMismatch(what: "blob \(d.digest)", expected: d.digest, actual: hex) }
         return bytes
     }
@@ -110,8 +110,8 @@ public struct OCILayout: Sendable {
     /// Checks a (large) blob in place by streaming it through the hasher; returns its path.
     public func verifyBlob(_ d: Descriptor, progress: (Int64) -> Void = { _ in }) throws(RegistryError) -> String {
         let path = blobPath(d.digest)
-        let hasher: Hasher
-        do throws(CryptoError) { hasher = try Hasher(d.digest.algorithm == .sha512 ? .sha512 : .sha256) } catch { throw .crypto(error) }
+        let hasher: Digester
+        do throws(CryptoError) { hasher = try Digester(d.digest.algorithm == .sha512 ? .sha512 : .sha256) } catch { throw .crypto(error) }
         var total: Int64 = 0
         do throws(FileError) {
             let file = try FileHandleFD.read(path)

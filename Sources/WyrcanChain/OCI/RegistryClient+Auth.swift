@@ -45,17 +45,18 @@ extension RegistryClient {
                 throw .unauthorized(registry: registry, detail: "the token service \(realm) is plain HTTP; refusing to send credentials there")
             }
             var query: [String] = []
-            if let service = params["service"] { query.append("service=\(Self.percentEncode(service))") }
-            query.append("scope=\(Self.percentEncode(params["scope"] ?? "repository:\(reference.repository):pull"))")
+            if let service = params["service"] { query.append("service=\(service.percentEncoded())") }
+            query.append("scope=\((params["scope"] ?? "repository:\(reference.repository):pull").percentEncoded())")
             let tokenURL = realm + (realm.contains("?") ? "&" : "?") + query.joined(separator: "&")
+            var options = HTTPOptions().trusting(caFile: caFile(host: host))
+            options.maximumBufferedBytes = Self.maximumTokenBytes
             let response: HTTPResponse
             do {
-                response = try curl.request(url: tokenURL, headers: credentials.map { [$0.basicHeader] } ?? [],
-                                            caFile: caFile(host: host), maximumBody: Self.maximumTokenBytes)
+                response = try http.send(HTTPRequest(url: tokenURL, headers: credentials.map { [$0.basicHeader] } ?? [], options: options))
             } catch { throw .transport(error) }
             // A busy token service is retried like the registry, not taken for a refusal.
-            if response.status == 429 || response.status >= 500 {
-                throw .http(status: response.status, url: realm, detail: Self.errorDetail(response.body), retryAfter: Self.retryAfter(response))
+            if RetryPolicy.isTransient(status: response.status) {
+                throw .http(status: response.status, url: realm, detail: Self.errorDetail(response.body), retryAfter: response.retryAfter)
             }
             guard response.status == 200 else {
                 let who = credentials == nil ? "anonymous" : "user \(credentials!.username)"
@@ -104,19 +105,5 @@ extension RegistryClient {
             params[key] = value
         }
         return (scheme, params)
-    }
-
-    static func percentEncode(_ s: String) -> String {
-        var out = ""
-        for byte in s.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                out += "%" + [byte].hexString.uppercased()
-            }
-        }
-        return out
     }
 }

@@ -1,5 +1,5 @@
 /// Why an image could not be fetched. Messages name the image or blob and say what to do.
-public enum RegistryError: Error, CustomStringConvertible, Sendable {
+public enum RegistryError: RetryableError, CustomStringConvertible, Sendable {
     case transport(CurlError)
     /// `retryAfter`: the server's `Retry-After`, in seconds, for a retry.
     case http(status: Int, url: String, detail: String, retryAfter: Double? = nil)
@@ -43,16 +43,16 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable {
     }
 
     /// Worth another attempt: connection trouble, throttling, server errors.
-    var isTransient: Bool {
+    public var isTransient: Bool {
         switch self {
         case .transport(let e): return e.isTransient
-        case .http(let status, _, _, _): return status == 429 || status >= 500
+        case .http(let status, _, _, _): return RetryPolicy.isTransient(status: status)
         default: return false
         }
     }
 
     /// How long the server asked us to wait before asking again, if it said.
-    var retryAfter: Double? {
+    public var retryAfter: Double? {
         if case .http(_, _, _, let seconds) = self { return seconds }
         return nil
     }

@@ -32,7 +32,7 @@ extension RegistryClient {
                     case 200: break
                     case 404: throw .notFound(what: "\(reference.registry)/\(reference.repository):\(ref)")
                     case 401, 403: throw .unauthorized(registry: registryName(host), detail: "HTTP \(ex.status): \(Self.errorDetail(ex.body))")
-                    default: throw .http(status: ex.status, url: url(host: host, "manifests/\(ref)"), detail: Self.errorDetail(ex.body), retryAfter: Self.retryAfter(ex))
+                    default: throw .http(status: ex.status, url: url(host: host, "manifests/\(ref)"), detail: Self.errorDetail(ex.body), retryAfter: ex.retryAfter)
                     }
                     // By digest, the body must hash to it; by tag, to the digest the registry
                     // says it served (Docker-Content-Digest), when it says one.
@@ -41,7 +41,7 @@ extension RegistryClient {
                     let announced = MediaType.isDockerSchema1(mediaType) ? nil : ex.header("docker-content-digest").flatMap { try? Digest(parsing: $0.trimming(" ")) }
                     let check = expected ?? announced
                     let hex: String
-                    do throws(CryptoError) { hex = try Hasher.hash(check?.algorithm == .sha512 ? .sha512 : .sha256, ex.body).hexString } catch { throw .crypto(error) }
+                    do throws(CryptoError) { hex = try Digester.hash(check?.algorithm == .sha512 ? .sha512 : .sha256, ex.body).hexString } catch { throw .crypto(error) }
                     let what = "manifest \(reference.registry)/\(reference.repository)@\(ref)" + (isMirror(host) ? " from mirror \(host)" : "")
                     if let check, check.hex != hex {
                         throw .digestMismatch(what: what, expected: check, actual: hex)
@@ -119,9 +119,6 @@ extension RegistryClient {
     /// The largest layer accepted (1 TiB): far beyond any bootable image.
     static let maximumLayerBytes: Int64 = 1 << 40
 
-    /// Bytes of a blob gathered before they are written to its file.
-    static let writeSize = 256 << 10
-
     /// Downloads a blob to `path`, verifying size and digest while streaming. An interrupted
     /// transfer resumes with `Range`; a corrupt one is retried once from scratch and then refused.
     /// On failure the file is removed.
@@ -135,122 +132,73 @@ extension RegistryClient {
     }
 
     private func fetchBlobVerified(_ blob: Descriptor, to path: String, progress: @escaping (Int64) -> Void) throws(RegistryError) {
-        let what = "blob \(blob.digest)"
         var corruptRetries = 1
         // Hosts to ask; a mirror whose bytes went into a corrupt result is dropped for the retry.
         var candidates = hosts
-        let algorithm: Hasher.Algorithm = blob.digest.algorithm == .sha512 ? .sha512 : .sha256
         while true {
-            let file: FileHandleFD
-            do { file = try FileHandleFD.create(path) } catch { throw .file(error) }
-            var hasher: Hasher
-            do { hasher = try Hasher(algorithm) } catch { throw .crypto(error) }
-            var written: Int64 = 0
-            var lastError: RegistryError = .notFound(what: what)
-            var done = false
-            var contributors: Set<String> = []
-            hosts: for host in candidates {
-                do throws(RegistryError) {
-                    try withRetries(host: host) { () throws(RegistryError) in
-                        var writeError: FileError? = nil
-                        // Set when the server sends more than the descriptor's size (the bytes
-                        // it had sent by then), or answers the resume at another offset than
-                        // asked: the transfer is cut short.
-                        var oversized: Int64? = nil
-                        var misplacedRange: String? = nil
-                        // libcurl hands over at most 16 KiB per call; the file gets them in
-                        // pieces of `writeSize` (fewer system calls). `written` counts these
-                        // bytes too, so every exit from the exchange flushes them first.
-                        var pending: [UInt8] = []
-                        pending.reserveCapacity(Self.writeSize)
-                        func flush() {
-                            if writeError == nil, !pending.isEmpty {
-                                do throws(FileError) { try file.write(pending) } catch { writeError = error }
-                            }
-                            pending.removeAll(keepingCapacity: true)
-                        }
-                        var headers: [String] = []
-                        if written > 0 { headers.append("Range: bytes=\(written)-") }
-                        let resumeFrom = written
-                        let ex: HTTPResponse
-                        do throws(RegistryError) {
-                            ex = try exchange(
-                                host: host, url: url(host: host, "blobs/\(blob.digest)"), headers: headers,
-                                onData: { chunk in
-                                    if misplacedRange != nil { return false }
-                                    if written + Int64(chunk.count) > blob.size { oversized = written + Int64(chunk.count); return false }
-                                    pending.append(contentsOf: chunk)
-                                    if pending.count >= Self.writeSize {
-                                        flush()
-                                        if writeError != nil { return false }
-                                    }
-                                    hasher.update(chunk)
-                                    written += Int64(chunk.count)
-                                    contributors.insert(host)
-                                    progress(written)
-                                    return true
-                                },
-                                onResponse: { response in
-                                    guard resumeFrom > 0, response.status == 200 || response.status == 206 else { return }
-                                    // A 206 must continue where we stopped (a proxy may answer
-                                    // from elsewhere); one from the start is as good as a 200.
-                                    let range = response.header("content-range") ?? "none"
-                                    let start = response.status == 206 ? Self.rangeStart(range) : 0
-                                    if start == resumeFrom { return }
-                                    if start != 0 { misplacedRange = range }
-                                    // The server ignored Range (or answered from elsewhere): start
-                                    // over, with this answer when it begins at 0, else next attempt.
-                                    pending.removeAll(keepingCapacity: true)
-                                    try? file.truncate(to: 0)
-                                    hasher = (try? Hasher(algorithm)) ?? hasher
-                                    written = 0
-                                    contributors = []
-                                })
-                        } catch {
-                            flush()
-                            if let writeError { throw .file(writeError) }
-                            throw error
-                        }
-                        flush()
-                        if let writeError { throw .file(writeError) }
-                        if let oversized { throw .sizeMismatch(what: what, expected: blob.size, actual: oversized) }
-                        if let misplacedRange {
-                            throw .transport(CurlError(code: 18, message: "asked for bytes \(resumeFrom)- and got Content-Range '\(misplacedRange)'; starting over", url: url(host: host, "blobs/\(blob.digest)")))
-                        }
-                        switch ex.status {
-                        case 200, 206: break
-                        case 404: throw .notFound(what: "\(what) of \(reference.registry)/\(reference.repository)")
-                        case 401, 403: throw .unauthorized(registry: registryName(host), detail: "HTTP \(ex.status): \(Self.errorDetail(ex.body))")
-                        case 416 where written == blob.size: break
-                        // Nothing left to send at `written`: the blob is shorter than its descriptor.
-                        case 416 where written > 0: throw .sizeMismatch(what: what, expected: blob.size, actual: written)
-                        default: throw .http(status: ex.status, url: url(host: host, "blobs/\(blob.digest)"), detail: Self.errorDetail(ex.body), retryAfter: Self.retryAfter(ex))
-                        }
-                        if written < blob.size {
-                            // Connection closed early: transient, resumed from `written`.
-                            throw .transport(CurlError(code: 18, message: "transfer ended after \(written) of \(blob.size) bytes", url: url(host: host, "blobs/\(blob.digest)")))
-                        }
-                    }
-                    done = true
-                    break hosts
-                } catch {
-                    lastError = error
-                    if case .unauthorized = error, !isMirror(host) { throw error }
-                    if case .file = error { throw error }
-                }
-            }
-            guard done else { throw lastError }
-            let hex = hasher.finalize().hexString
+            let download = try BlobDownload(blob, to: path)
+            try fill(download, from: candidates, progress: progress)
+            let hex = download.digestHex()
             if hex == blob.digest.hex { return }
             // Mirrors that supplied bytes are not asked again: the retry goes to the others (and
             // costs no retry of the registry's own); the registry's corruption is retried once.
-            let badMirrors = contributors.filter(isMirror)
+            let badMirrors = download.contributors.filter(isMirror)
             if !badMirrors.isEmpty {
                 candidates.removeAll { badMirrors.contains($0) }
                 continue
             }
-            if corruptRetries == 0 { throw .digestMismatch(what: what, expected: blob.digest, actual: hex) }
+            if corruptRetries == 0 { throw .digestMismatch(what: download.what, expected: blob.digest, actual: hex) }
             corruptRetries -= 1
+        }
+    }
+
+    /// Fills `download` from the first of `candidates` that can, each with its retries.
+    private func fill(_ download: BlobDownload, from candidates: [String], progress: @escaping (Int64) -> Void) throws(RegistryError) {
+        var lastError: RegistryError = .notFound(what: download.what)
+        for host in candidates {
+            do throws(RegistryError) {
+                try withRetries(host: host) { () throws(RegistryError) in try transfer(download, from: host, progress: progress) }
+                return
+            } catch {
+                lastError = error
+                if case .unauthorized = error, !isMirror(host) { throw error }
+                if case .file = error { throw error }
+            }
+        }
+        throw lastError
+    }
+
+    /// One transfer of the rest of a blob from `host`.
+    private func transfer(_ download: BlobDownload, from host: String, progress: @escaping (Int64) -> Void) throws(RegistryError) {
+        let blob = download.blob
+        let blobURL = url(host: host, "blobs/\(blob.digest)")
+        let response: HTTPResponse
+        do throws(RegistryError) {
+            response = try exchange(
+                host: host, url: blobURL, headers: download.begin(host: host, url: blobURL),
+                receive: { chunk in
+                    guard download.accept(chunk: chunk) else { return false }
+                    progress(download.received)
+                    return true
+                },
+                onHead: { download.accept(head: $0) })
+        } catch {
+            try download.end()
+            throw error
+        }
+        try download.end()
+        switch response.status {
+        case 200, 206: break
+        case 404: throw .notFound(what: "\(download.what) of \(reference.registry)/\(reference.repository)")
+        case 401, 403: throw .unauthorized(registry: registryName(host), detail: "HTTP \(response.status): \(Self.errorDetail(response.body))")
+        case 416 where download.isComplete: break
+        // Nothing left to send at the offset asked: the blob is shorter than its descriptor.
+        case 416 where download.received > 0: throw .sizeMismatch(what: download.what, expected: blob.size, actual: download.received)
+        default: throw .http(status: response.status, url: blobURL, detail: Self.errorDetail(response.body), retryAfter: response.retryAfter)
+        }
+        if !download.isComplete {
+            // Connection closed early: transient, resumed from what arrived.
+            throw .transport(CurlError(code: 18, message: "transfer ended after \(download.received) of \(blob.size) bytes", url: blobURL))
         }
     }
 }

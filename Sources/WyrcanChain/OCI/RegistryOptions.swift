@@ -31,10 +31,9 @@ public struct RegistryOptions: Sendable {
     public var credentials: [String: Credentials] = [:]
     /// Mirrors by registry: tried in order before the registry itself.
     public var mirrors: [String: [String]] = [:]
-    /// Attempts per request for transient failures (connection errors, 429, 5xx).
-    public var attempts = 5
-    /// First backoff delay; doubled per attempt, capped at 30 s; `Retry-After` wins when given.
-    public var initialBackoffSeconds = 1.0
+    /// How transient failures (connection errors, 429, 5xx) of a registry request are retried;
+    /// a mirror is asked once.
+    public var retry = RetryPolicy.registry
     public var platform: Platform = .current
     /// Parallel blob downloads.
     public var parallelDownloads = 4

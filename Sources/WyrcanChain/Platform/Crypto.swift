@@ -17,7 +17,7 @@ public struct CryptoError: Error, CustomStringConvertible, Sendable {
 
 /// Incremental message digest (SHA-256, SHA-512, MD5) over libcrypto's EVP interface.
 /// Not thread-safe: one hasher per stream.
-public final class Hasher {
+public final class Digester {
     public enum Algorithm: String, Sendable {
         case sha256 = "SHA256", sha512 = "SHA512", md5 = "MD5"
     }
@@ -57,7 +57,7 @@ public final class Hasher {
     }
 
     public static func hash(_ algorithm: Algorithm, _ bytes: [UInt8]) throws(CryptoError) -> [UInt8] {
-        let h = try Hasher(algorithm)
+        let h = try Digester(algorithm)
         h.update(bytes)
         return h.finalize()
     }
@@ -82,19 +82,5 @@ public enum HMAC {
         var length = 0
         guard EVP_MAC_final(ctx, &out, &length, out.count) == 1 else { throw .last("EVP_MAC_final") }
         return Array(out.prefix(length))
-    }
-}
-
-extension Array where Element == UInt8 {
-    /// Lowercase hex, as digests are written.
-    public var hexString: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(count * 2)
-        for b in self {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }

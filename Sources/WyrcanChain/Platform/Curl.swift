@@ -1,12 +1,17 @@
 import CCurl
 
 /// A libcurl failure: the transfer could not complete (not an HTTP error status).
-public struct CurlError: Error, CustomStringConvertible, Sendable {
+public struct CurlError: RetryableError, CustomStringConvertible, Sendable {
     public let code: UInt32
     public let message: String
     public let url: String
 
     public var description: String { url.isEmpty ? message : "\(url): \(message)" }
+
+    /// A buffered response longer than the caller allows (`HTTPOptions.maximumBufferedBytes`).
+    static func responseTooLarge(url: String, limit: Int) -> CurlError {
+        CurlError(code: CURLE_FILESIZE_EXCEEDED.rawValue, message: "the response is larger than \(limit) bytes; refusing it", url: url)
+    }
 
     /// Connection-level failures worth retrying (refused, reset, timed out, partial body).
     public var isTransient: Bool {
@@ -171,72 +176,7 @@ public final class CurlEasy {
     }
 }
 
-/// A complete, buffered HTTP response.
-public struct HTTPResponse: Sendable {
-    public var status: Int
-    /// Header names lowercased; repeated headers keep every value in order.
-    public var headers: [(name: String, value: String)]
-    public var body: [UInt8]
-
-    public func header(_ name: String) -> String? {
-        let lower = name.lowercased()
-        return headers.last { $0.name == lower }?.value
-    }
-
-    /// Parses one raw header line into the list (status lines reset it, as after a redirect).
-    static func parseHeaderLine(_ line: String, into headers: inout [(name: String, value: String)]) {
-        let trimmed = line.trimming(" \r\n\t")
-        if trimmed.hasPrefix("HTTP/") { headers.removeAll(); return }
-        guard let colon = trimmed.firstIndex(of: ":") else { return }
-        let name = trimmed[..<colon].lowercased()
-        let value = trimmed[trimmed.index(after: colon)...].trimming(" \t")
-        headers.append((name, value))
-    }
-}
-
 extension CurlEasy {
-    /// A buffered request; for small bodies (manifests, tokens, reports, listings).
-    public func request(
-        _ method: String = "GET", url: String, headers: [String] = [], body: [UInt8]? = nil,
-        timeoutSeconds: Int = 60, caFile: String? = nil, maximumBody: Int = .max
-    ) throws(CurlError) -> HTTPResponse {
-        reset()
-        try set(CURLOPT_URL, url)
-        if let caFile { try set(CURLOPT_CAINFO, caFile) }
-        try set(CURLOPT_NOSIGNAL, true)
-        try set(CURLOPT_CONNECTTIMEOUT, 15)
-        try set(CURLOPT_TIMEOUT, timeoutSeconds)
-        try setHeaders(headers)
-        switch method {
-        case "GET": break
-        case "HEAD": try set(CURLOPT_NOBODY, true)
-        default: try set(CURLOPT_CUSTOMREQUEST, method)
-        }
-        if let body {
-            try set(CURLOPT_UPLOAD, true)
-            try set(CURLOPT_INFILESIZE_LARGE, offset: Int64(body.count))
-        }
-        var responseHeaders: [(name: String, value: String)] = []
-        var responseBody: [UInt8] = []
-        var tooLarge = false
-        do throws(CurlError) {
-            try perform(
-                onHeader: { HTTPResponse.parseHeaderLine($0, into: &responseHeaders) },
-                onData: { chunk in
-                    guard responseBody.count + chunk.count <= maximumBody else { tooLarge = true; return false }
-                    responseBody.append(contentsOf: chunk)
-                    return true
-                },
-                upload: body.map(Self.reader))
-        } catch {
-            if tooLarge {
-                throw CurlError(code: CURLE_FILESIZE_EXCEEDED.rawValue, message: "the response is larger than \(maximumBody) bytes; refusing it", url: url)
-            }
-            throw error
-        }
-        return HTTPResponse(status: responseCode, headers: responseHeaders, body: responseBody)
-    }
-
     /// An upload callback that hands out `body` in order, as libcurl asks for it.
     public static func reader(_ body: [UInt8]) -> (UnsafeMutableRawBufferPointer) -> Int {
         var offset = 0
@@ -251,12 +191,3 @@ extension CurlEasy {
     }
 }
 
-extension StringProtocol {
-    func trimming(_ set: String) -> String {
-        let chars = Set(set)
-        var s = Substring(self)
-        while let f = s.first, chars.contains(f) { s.removeFirst() }
-        while let l = s.last, chars.contains(l) { s.removeLast() }
-        return String(s)
-    }
-}

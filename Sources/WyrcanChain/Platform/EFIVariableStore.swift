@@ -61,16 +61,11 @@ public struct StoredConfig: Codable, Sendable, Equatable {
         if let image { parts.append(try Self.render("wyr.img", image)) }
         for arg in cmdline { parts.append(try Self.render("wyr.arg", arg)) }
         for registry in insecure { parts.append(try Self.render("wyr.insecure", registry)) }
-        for (file, sections) in network.sorted(by: { $0.key < $1.key }) {
-            let dot = file.lastIndex(of: ".")
-            let name = dot.map { String(file[..<$0]) } ?? file
-            let kind = dot.map { String(file[file.index(after: $0)...]) } ?? "network"
-            let prefix = kind == "network" ? "wyr.net.\(name)" : "wyr.net.\(kind).\(name)"
-            for (section, entries) in sections.sorted(by: { $0.key < $1.key }) {
-                for (key, value) in entries.sorted(by: { $0.key < $1.key }) {
-                    parts.append(try Self.render("\(prefix).\(section).\(key)", value))
-                }
+        for (fileName, sections) in network.sorted(by: { $0.key < $1.key }) {
+            guard let file = NetworkConfig.File(fileName: fileName, legacySections: sections) else {
+                throw .notRepresentable(what: "wyr.net from EFI", reason: "\(Message.quoted(fileName)) is not a networkd file name (NAME.network, .link or .netdev)")
             }
+            for parameter in file.parameters { parts.append(try Self.render(parameter.key, parameter.value)) }
         }
         return parts.joined(separator: " ")
     }

@@ -1,9 +1,10 @@
 /// What went wrong talking to an S3 endpoint, phrased for the person who wrote the `wyr.s3` alias.
-public enum S3Error: Error, CustomStringConvertible, Sendable {
+public enum S3Error: RetryableError, CustomStringConvertible, Sendable {
     /// The endpoint could not be reached or the transfer broke (after retries).
     case transport(endpoint: String, operation: String, CurlError)
     /// The server answered with an error status (after retries where that makes sense).
-    case http(endpoint: String, operation: String, status: Int, code: String, message: String)
+    /// `retryAfter`: the server's `Retry-After`, in seconds, for a retry.
+    case http(endpoint: String, operation: String, status: Int, code: String, message: String, retryAfter: Double? = nil)
     /// What arrived or was stored is not what was sent or listed.
     case integrity(operation: String, reason: String)
     case file(FileError)
@@ -15,7 +16,7 @@ public enum S3Error: Error, CustomStringConvertible, Sendable {
         switch self {
         case .transport(let endpoint, let operation, let error):
             return "\(endpoint): \(operation): \(error.message)"
-        case .http(let endpoint, let operation, let status, let code, let message):
+        case .http(let endpoint, let operation, let status, let code, let message, _):
             let hint: String
             switch code {
             case "InvalidAccessKeyId": hint = ": the access key is unknown to the server (check the wyr.s3 alias)"
@@ -37,13 +38,18 @@ public enum S3Error: Error, CustomStringConvertible, Sendable {
     }
 
     /// Worth another attempt: connection trouble, throttling, server errors.
-    var isTransient: Bool {
+    public var isTransient: Bool {
         switch self {
         case .transport(_, _, let error): return error.isTransient
-        case .http(_, _, let status, let code, _):
-            return status == 429 || status >= 500 || code == "SlowDown" || code == "RequestTimeout"
+        case .http(_, _, let status, let code, _, _):
+            return RetryPolicy.isTransient(status: status) || code == "SlowDown" || code == "RequestTimeout"
         case .integrity: return true
         default: return false
         }
+    }
+
+    public var retryAfter: Double? {
+        if case .http(_, _, _, _, _, let seconds) = self { return seconds }
+        return nil
     }
 }

@@ -54,12 +54,12 @@ extension S3Client {
     public func get(_ object: S3Object, bucket: String, to path: String, mode: mode_t = 0o644) throws(S3Error) {
         let temporary = Self.temporaryPath(for: path)
         let operation = "get s3://\(bucket)/\(object.key)"
-        final class State { var file: FileHandleFD? = nil; var md5: Hasher? = nil; var bytes: Int64 = 0 }
+        final class State { var file: FileHandleFD? = nil; var md5: Digester? = nil; var bytes: Int64 = 0 }
         let state = State()
         let sink = BodySink(
             begin: { () throws(S3Error) in
                 do throws(FileError) { state.file = try FileHandleFD.create(temporary, mode: mode) } catch { throw .file(error) }
-                do throws(CryptoError) { state.md5 = try Hasher(.md5) } catch { throw .crypto(error) }
+                do throws(CryptoError) { state.md5 = try Digester(.md5) } catch { throw .crypto(error) }
                 state.bytes = 0
             },
             write: { (chunk) throws(S3Error) in
@@ -109,7 +109,7 @@ extension S3Client {
     /// PUTs one body with Content-MD5 (the server rejects a corrupted body) and checks the ETag.
     private func putPart(_ body: [UInt8], bucket: String, key: String, query: [(String, String)], operation: String) throws(S3Error) -> String {
         let md5: [UInt8]
-        do throws(CryptoError) { md5 = try Hasher.hash(.md5, body) } catch { throw .crypto(error) }
+        do throws(CryptoError) { md5 = try Digester.hash(.md5, body) } catch { throw .crypto(error) }
         let reply = try send("PUT", bucket: bucket, key: key, query: query,
                              headers: [("Content-MD5", Data(md5).base64EncodedString())], body: body, operation: operation)
         let etag = Self.unquote(reply.header("etag") ?? "")
@@ -187,8 +187,8 @@ extension S3Client {
 
     /// MD5 of a whole file, read in parts.
     static func md5(_ file: FileHandleFD, size: Int64) throws(S3Error) -> String {
-        let hasher: Hasher
-        do throws(CryptoError) { hasher = try Hasher(.md5) } catch { throw .crypto(error) }
+        let hasher: Digester
+        do throws(CryptoError) { hasher = try Digester(.md5) } catch { throw .crypto(error) }
         var offset: Int64 = 0
         while offset < size {
             let chunk = try read(file, offset: offset, count: Int(min(Int64(4 << 20), size - offset)))

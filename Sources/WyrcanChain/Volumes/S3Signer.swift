@@ -25,17 +25,17 @@ struct S3Signer: Sendable {
         all.append(("x-amz-date", stamp))
         all.sort { $0.0 < $1.0 }
         let signedHeaders = all.map(\.0).joined(separator: ";")
-        let encoded: [(String, String)] = query.map { (Self.encode($0.0, keepSlash: false), Self.encode($0.1, keepSlash: false)) }
+        let encoded: [(String, String)] = query.map { ($0.0.percentEncoded(), $0.1.percentEncoded()) }
         let sorted = encoded.sorted { (a: (String, String), b: (String, String)) -> Bool in a.0 == b.0 ? a.1 < b.1 : a.0 < b.0 }
         let canonicalQuery = sorted.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
         let canonicalRequest = [
-            method, Self.encode(path, keepSlash: true), canonicalQuery,
+            method, path.percentEncoded(keepingSlash: true), canonicalQuery,
             all.map { "\($0.0):\($0.1)\n" }.joined(), signedHeaders, payloadHash,
         ].joined(separator: "\n")
         let scope = "\(date)/\(region)/s3/aws4_request"
         let stringToSign = [
             "AWS4-HMAC-SHA256", stamp, scope,
-            try Hasher.hash(.sha256, Array(canonicalRequest.utf8)).hexString,
+            try Digester.hash(.sha256, Array(canonicalRequest.utf8)).hexString,
         ].joined(separator: "\n")
         var key = try HMAC.sha256(key: Array("AWS4\(secretKey)".utf8), message: Array(date.utf8))
         for part in [region, "s3", "aws4_request"] { key = try HMAC.sha256(key: key, message: Array(part.utf8)) }
@@ -52,32 +52,9 @@ struct S3Signer: Sendable {
         var t = now
         var tm = tm()
         gmtime_r(&t, &tm)
-        func pad(_ v: Int32, _ width: Int) -> String {
-            let s = String(v)
-            return String(repeating: "0", count: max(0, width - s.count)) + s
-        }
+        func pad(_ v: Int32, _ width: Int) -> String { String(v).zeroPadded(to: width) }
         let date = pad(tm.tm_year + 1900, 4) + pad(tm.tm_mon + 1, 2) + pad(tm.tm_mday, 2)
         return (date, date + "T" + pad(tm.tm_hour, 2) + pad(tm.tm_min, 2) + pad(tm.tm_sec, 2) + "Z")
-    }
-
-    /// URI encoding as SigV4 wants it: everything but A–Z a–z 0–9 - . _ ~ (and '/' in paths).
-    static func encode(_ s: String, keepSlash: Bool) -> String {
-        let hex = Array("0123456789ABCDEF".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(s.utf8.count)
-        for b in s.utf8 {
-            switch b {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."),
-                 UInt8(ascii: "_"), UInt8(ascii: "~"):
-                out.append(b)
-            case UInt8(ascii: "/") where keepSlash:
-                out.append(b)
-            default:
-                out += [UInt8(ascii: "%"), hex[Int(b >> 4)], hex[Int(b & 0xF)]]
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }
 

@@ -32,7 +32,7 @@ struct Inventory: Sendable {
         /// Each entry is one `wyr.arg` value for the final system (may hold spaces).
         var args: [String] = []
         /// networkd files: FILE[.KIND] → section → key → values; a section may repeat.
-        var net: [NetFile] = []
+        var net: [NetworkConfig.File] = []
         var volumes: [String] = []
         var s3: [String] = []
         var insecure: [String] = []
@@ -41,20 +41,6 @@ struct Inventory: Sendable {
         var mode: Mode?
         /// Parameters for the Wyrcan kernel itself (console=ttyS0, …).
         var kernelArgs: [String] = []
-    }
-
-    struct NetFile: Sendable, Equatable {
-        var name: String
-        var kind: String
-        /// (section, entries) in order; the same section name may appear more than once.
-        var sections: [(name: String, entries: [(key: String, value: String)])]
-
-        static func == (a: NetFile, b: NetFile) -> Bool {
-            a.name == b.name && a.kind == b.kind && a.sections.count == b.sections.count
-                && zip(a.sections, b.sections).allSatisfy { x, y in
-                    x.name == y.name && x.entries.elementsEqual(y.entries) { $0.key == $1.key && $0.value == $1.value }
-                }
-        }
     }
 
     struct Host: Sendable {

@@ -178,14 +178,16 @@ struct InventoryLoader {
         return (p, group)
     }
 
-    private mutating func net(_ node: Node, field: String) -> [Inventory.NetFile] {
+    private mutating func net(_ node: Node, field: String) -> [NetworkConfig.File] {
         guard case .mapping(let files) = node else { fail(node, field, "must map FILE[.KIND] to sections"); return [] }
-        var out: [Inventory.NetFile] = []
+        var out: [NetworkConfig.File] = []
         for (fileKey, sectionsNode) in files {
             let fileName = fileKey.string ?? ""
             let parts = fileName.split(separator: ".", maxSplits: 1).map(String.init)
-            let file = Inventory.NetFile(name: parts.first ?? "", kind: parts.count > 1 ? parts[1] : "network", sections: [])
-            var result = file
+            guard let kind = NetworkConfig.Kind(rawValue: parts.count > 1 ? parts[1] : "network") else {
+                fail(fileKey, "\(field).\(fileName)", "the kind after the dot must be network, link or netdev"); continue
+            }
+            var file = NetworkConfig.File(name: parts.first ?? "", kind: kind, sections: [])
             guard case .mapping(let sections) = sectionsNode else { fail(sectionsNode, "\(field).\(fileName)", "must map SECTION to KEY: VALUE"); continue }
             for (sectionKey, body) in sections {
                 let section = sectionKey.string ?? ""
@@ -193,14 +195,16 @@ struct InventoryLoader {
                 if case .sequence(let seq) = body { bodies = Array(seq) } else { bodies = [body] }
                 for b in bodies {
                     guard case .mapping(let entries) = b else { fail(b, "\(field).\(fileName).\(section)", "must map KEY to a value or a list of values"); continue }
-                    var list: [(String, String)] = []
+                    var list: [(key: String, value: String)] = []
                     for (k, v) in entries {
                         for value in strings(v, field: "\(field).\(fileName).\(section).\(k.string ?? "")") { list.append((k.string ?? "", value)) }
                     }
-                    result.sections.append((section, list))
+                    // A repeated section (a list) becomes SECTION, SECTION@1, SECTION@2, …
+                    let index = file.sections.filter { $0.name == section }.count
+                    file.sections.append(NetworkConfig.Section(name: section, index: index, entries: list))
                 }
             }
-            out.append(result)
+            out.append(file)
         }
         return out
     }

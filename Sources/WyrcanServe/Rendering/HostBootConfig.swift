@@ -55,15 +55,8 @@ struct HostBootConfig: Sendable {
             common.append(arg)
         }
         for file in profile.net {
-            var seen: [String: Int] = [:]
-            for section in file.sections {
-                let n = seen[section.name, default: 0]
-                seen[section.name] = n + 1
-                let sectionKey = n == 0 ? section.name : "\(section.name)@\(n)"
-                let prefix = file.kind == "network" ? "wyr.net.\(file.name)" : "wyr.net.\(file.kind).\(file.name)"
-                for entry in section.entries {
-                    common.append(try Self.render("\(prefix).\(sectionKey).\(entry.key)", entry.value, field: "net.\(file.name)"))
-                }
+            for parameter in file.parameters {
+                common.append(try Self.render(parameter.key, parameter.value, field: "net.\(file.name)"))
             }
         }
         for host in profile.insecure { common.append(try Self.render("wyr.insecure", host, field: "insecure")) }

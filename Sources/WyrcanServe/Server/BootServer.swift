@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import Synchronization
 import WyrcanChain
 import WyrcanHTTP
 
@@ -177,7 +176,7 @@ struct BootServer: Sendable {
 
 /// A bounded cache of rendered answers (cleared when full; entries of old generations just age out).
 final class RenderCache: Sendable {
-    private let entries = Mutex<[String: String]>([:])
+    private let entries = Locked<[String: String]>([:])
     static let capacity = 50_000
 
     func get(_ key: String) -> String? { entries.withLock { $0[key] } }

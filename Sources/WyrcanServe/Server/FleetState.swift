@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import WyrcanChain
 
 /// Boot reports from Wyrcan stages (`wyr.report=`) and request metrics.
 final class FleetState: Sendable {
@@ -14,10 +14,10 @@ final class FleetState: Sendable {
     static let stages: Set<String> = ["booting", "network", "pulling", "converted", "kexec", "failure", "efi"]
     static let maximumHosts = 100_000
 
-    private let reports = Mutex<[String: Report]>([:])
-    private let counters = Mutex<[String: Int]>([:])
-    private let boots = Mutex<[String: Int]>([:])
-    private let bytes = Mutex<Int64>(0)
+    private let reports = Locked<[String: Report]>([:])
+    private let counters = Locked<[String: Int]>([:])
+    private let boots = Locked<[String: Int]>([:])
+    private let bytes = Locked<Int64>(0)
 
     func record(mac: MACAddress, stage: String, detail: String?, image: String?) -> Bool {
         reports.withLock { r in

@@ -1,11 +1,11 @@
 import Foundation
 import Logging
-import Synchronization
+import WyrcanChain
 
 /// The inventory being served. A reload that fails keeps the old inventory serving and logs why.
 final class InventoryStore: Sendable {
     let path: String
-    private let current: Mutex<(inventory: Inventory, stamp: FileStamp, generation: Int)>
+    private let current: Locked<(inventory: Inventory, stamp: FileStamp, generation: Int)>
     let logger: Logger
 
     struct FileStamp: Equatable, Sendable {
@@ -28,14 +28,14 @@ final class InventoryStore: Sendable {
         self.path = path
         self.logger = logger
         let stamp = FileStamp(path)
-        current = Mutex((try InventoryLoader.load(path), stamp, 0))
+        current = Locked((try InventoryLoader.load(path), stamp, 0))
     }
 
     /// A store that never reloads (for `render`).
     init(fixed inventory: Inventory, logger: Logger) {
         path = ""
         self.logger = logger
-        current = Mutex((inventory, FileStamp(""), 0))
+        current = Locked((inventory, FileStamp(""), 0))
     }
 
     var inventory: Inventory { current.withLock { $0.inventory } }
