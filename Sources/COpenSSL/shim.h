@@ -1,4 +1,5 @@
-// OpenSSL 3: the EVP digest and MAC interfaces Wyrcan uses (SHA-256, MD5, HMAC).
+// OpenSSL 3: the EVP digest and MAC interfaces Wyrcan uses (SHA-256, MD5, HMAC), and PEM/X.509
+// for public keys.
 #ifndef WYRCAN_COPENSSL_SHIM_H
 #define WYRCAN_COPENSSL_SHIM_H
 #include <openssl/evp.h>
@@ -6,6 +7,9 @@
 #include <openssl/params.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/bio.h>
 
 // OSSL_PARAM_construct_utf8_string takes a non-const char*; keep the cast in C.
 static inline OSSL_PARAM wyr_ossl_param_digest(const char *name) {

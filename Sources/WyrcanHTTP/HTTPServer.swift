@@ -13,13 +13,16 @@ public struct HTTPServerRequest: Sendable {
     /// Header names lowercased.
     public var headers: [String: String]
     public var body: [UInt8]
+    /// Whether the request came over TLS (an HTTPS listener).
+    public var isTLS: Bool
 
-    public init(method: String, path: String, query: [(name: String, value: String)] = [], headers: [String: String] = [:], body: [UInt8] = []) {
+    public init(method: String, path: String, query: [(name: String, value: String)] = [], headers: [String: String] = [:], body: [UInt8] = [], isTLS: Bool = false) {
         self.method = method
         self.path = path
         self.query = query
         self.headers = headers
         self.body = body
+        self.isTLS = isTLS
     }
 
     public func queryValue(_ name: String) -> String? { query.first { $0.name == name }?.value }
@@ -62,11 +65,28 @@ public final class HTTPServer: @unchecked Sendable {
         public var certificatePEM: String
         public var keyPEM: String
         public var priorities: String
-        public init(certificatePEM: String, keyPEM: String, priorities: String) {
+        /// PEM (PKCS#3) Diffie-Hellman parameters for DHE key exchange with clients that name no
+        /// group of their own (UEFI firmware); nil: no DHE.
+        public var dhParametersPEM: String?
+        public init(certificatePEM: String, keyPEM: String, priorities: String, dhParametersPEM: String? = nil) {
             self.certificatePEM = certificatePEM
             self.keyPEM = keyPEM
             self.priorities = priorities
+            self.dhParametersPEM = dhParametersPEM
         }
+
+        /// RFC 7919's ffdhe2048 group, the one TLS 1.3 and RFC 7919 clients ask for by name.
+        public static let ffdhe2048PEM = """
+            -----BEGIN DH PARAMETERS-----
+            MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz
+            +8yTnc4kmz75fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a
+            87VXE15/V8k1mE8McODmi3fipona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7
+            YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi
+            7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8vC7CIAXFjvGDfRaD
+            ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
+            -----END DH PARAMETERS-----
+
+            """
     }
 
     public struct Configuration: Sendable {
@@ -144,6 +164,7 @@ public final class HTTPServer: @unchecked Sendable {
             options.append(wyr_mhd_opt_ptr(.HTTPS_MEM_CERT, keep(tls.certificatePEM)))
             options.append(wyr_mhd_opt_ptr(.HTTPS_MEM_KEY, keep(tls.keyPEM)))
             options.append(wyr_mhd_opt_ptr(.HTTPS_PRIORITIES, keep(tls.priorities)))
+            if let dh = tls.dhParametersPEM { options.append(wyr_mhd_opt_ptr(.HTTPS_MEM_DHPARAMS, keep(dh))) }
         }
         let context = Unmanaged.passUnretained(self).toOpaque()
         daemon = withUnsafePointer(to: &address) { addressPointer in
@@ -191,7 +212,7 @@ public final class HTTPServer: @unchecked Sendable {
                 method: String(cString: method!), path: String(cString: url!),
                 query: values(connection, .GET_ARGUMENT_KIND).map { ($0.0, $0.1) },
                 headers: Dictionary(values(connection, .HEADER_KIND).map { ($0.0.lowercased(), $0.1) }, uniquingKeysWith: { a, b in "\(a), \(b)" }),
-                body: pending.body)
+                body: pending.body, isTLS: server.configuration.tls != nil)
             response = server.handler(request)
         }
         return queue(response, on: connection, tls: server.configuration.tls != nil)

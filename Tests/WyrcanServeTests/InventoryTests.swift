@@ -8,7 +8,7 @@ import WyrcanChain
         #expect(MACAddress(text)?.description == "52:54:00:12:34:56")
     }
 
-    @Test(arguments: ["52:54:00:12:34", "52:54:00:12:34:5g", "52:54-00:12:34:56", "", "5254001234567", "${net0/mac}"])
+    @Test(arguments: ["52:54:00:12:34", "52:54:00:12:34:5g", "52:54-00:12:34:56", "", "5254001234567", "${net0/mac}", "ｆｆ:54:00:12:34:56", "٥2:54:00:12:34:56"])
     func rejects(text: String) {
         #expect(MACAddress(text) == nil)
     }
@@ -40,7 +40,7 @@ import WyrcanChain
         let (p, group) = try #require(inv.profile(for: MACAddress("525400123456")!))
         #expect(group == "web")
         #expect(p.images == ["registry.local/os/web:2"])
-        #expect(p.args == ["console=ttyS0", "quiet log-buf-len=1M", "loglevel=3"])
+        #expect(p.args.map(\.text) == ["console=ttyS0", "quiet log-buf-len=1M", "loglevel=3"] && !p.args.contains(where: \.secret))
         let config = try HostBootConfig(mac: MACAddress("525400123456")!, group: group, profile: p, inventory: inv)
         let cmdline = try config.cmdline(reportURL: nil)
         #expect(try WyrcanArgs(parsing: cmdline).nextCmdline() == "console=ttyS0 quiet log-buf-len=1M loglevel=3")
@@ -69,7 +69,7 @@ import WyrcanChain
         #expect(e.contains("fleet.yaml:7: hosts.52:54:00:12:34:56.group: no group named 'nope'"), "\(e)")
         #expect(e.contains { $0.hasPrefix("fleet.yaml:9: hosts.52:54:00:12:34:58.imagee: unknown key") }, "\(e)")
         #expect(e.contains { $0.hasPrefix("fleet.yaml:10: hosts.zz:54:00:12:34:58: not a MAC address") }, "\(e)")
-        #expect(e.contains { $0.hasPrefix("fleet.yaml:11: hosts.52:54:00:12:34:59.args[0]: 'a=\"unbalanced' has an unbalanced double quote") }, "\(e)")
+        #expect(e.contains { $0.hasPrefix("fleet.yaml:11: hosts.52:54:00:12:34:59.args[0]: \"a=\\\"unbalanced\" has an unbalanced double quote") }, "\(e)")
         #expect(e.contains { $0.hasPrefix("fleet.yaml:13: unknwon: unknown key") }, "\(e)")
         #expect(e.map { Int($0.split(separator: ":")[1])! } == e.map { Int($0.split(separator: ":")[1])! }.sorted())
     }
@@ -84,7 +84,7 @@ import WyrcanChain
             """)
         #expect(e.count == 3, "\(e)")
         #expect(e.first?.hasPrefix("fleet.yaml:7: hosts.52:54:00:12:34:57.image: invalid image reference 'Not/Valid'") == true, "\(e)")
-        #expect(e.contains("fleet.yaml:8: hosts.52:54:00:12:34:5a.release: no release named 'beta'"), "\(e)")
+        #expect(e.contains("fleet.yaml:8: hosts.52:54:00:12:34:5a.release: no release named \"beta\""), "\(e)")
         #expect(e.contains { $0.hasPrefix("fleet.yaml:9: hosts.52:54:00:12:34:5b.net.lan:") }, "\(e)")
     }
 

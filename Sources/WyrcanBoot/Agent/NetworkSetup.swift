@@ -42,9 +42,9 @@ struct NetworkSetup {
         file.sections.filter { $0.name == section }.flatMap { $0.entries.filter { $0.key == key }.map(\.value) }
     }
 
-    /// Configures every link; returns how many got an address.
-    func bringUp() -> Int {
-        var configured = 0
+    /// Configures every link; returns those that got an address, in order.
+    func bringUp() -> [Link] {
+        var configured: [Link] = []
         var dns: [String] = []
         Subprocess.run("/bin/ip", ["link", "set", "lo", "up"], quiet: true)
         for link in Self.ethernetLinks() {
@@ -72,7 +72,7 @@ struct NetworkSetup {
                 Console.detail("DHCP on \(link.name) (\(link.mac))")
                 ok = Subprocess.run("/bin/udhcpc", ["-i", link.name, "-s", "/etc/wyrcan/udhcpc.script", "-n", "-q", "-f", "-t", "6", "-T", "2"]) == 0 || ok
             }
-            if ok { configured += 1 }
+            if ok { configured.append(link) }
         }
         if !dns.isEmpty {
             try? FileSystem.writeFile("/etc/resolv.conf", Array(dns.map { "nameserver \($0)\n" }.joined().utf8))

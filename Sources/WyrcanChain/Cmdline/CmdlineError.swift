@@ -18,26 +18,29 @@ public enum CmdlineError: Error, Equatable, Sendable, CustomStringConvertible {
     case duplicateVolume(name: String)
     indirect case inStage(Int, CmdlineError)
 
-    public var description: String {
+    /// One line: values from the cmdline are shown escaped and shortened (`Message`).
+    public var description: String { Message.oneLine(text) }
+
+    private var text: String {
         switch self {
         case .unterminatedQuote(let p):
             return "\(p): unbalanced double quote; the value would run to the end of the cmdline"
         case .missingValue(let p, let expected):
             return "\(p): missing value; expected \(p)=\(expected)"
         case .invalidValue(let p, let v, let reason):
-            return "\(p)=\(v): \(reason)"
+            return "\(p)=\(Message.quoted(v, quotes: false)): \(reason)"
         case .invalidNetworkKey(let p, let reason):
             return "\(p): \(reason); expected wyr.net.[KIND.]FILE.SECTION[@N].KEY=VALUE"
         case .invalidImage(let p, let reason):
             return "\(p): \(reason)"
         case .unbalancedNestedArg(let p, let text):
-            return "\(p): becomes \(text) for the next kernel, which has an unbalanced double quote"
+            return "\(p): becomes \(Message.quoted(text)) for the next kernel, which has an unbalanced double quote"
         case .invalidUTF8(let p):
             return "\(p): not valid UTF-8 once the kernel splits it (byte 0xA0, part of characters such as 'à', separates parameters); put the value in double quotes"
         case .nestedInvalidUTF8(let p):
             return "\(p): the next kernel would split this text inside a UTF-8 character (byte 0xA0, part of characters such as 'à'); quote it for the next stage with single quotes, e.g. wyr.arg=\"x='…'\""
         case .imageCmdlineUnbalanced(let text):
-            return "the image's /boot/wyrcan.cmdline has an unbalanced double quote: \(text)"
+            return "the image's /boot/wyrcan.cmdline has an unbalanced double quote: \(Message.quoted(text))"
         case .cmdlineTooLong(let length, let limit, let stage):
             return "the cmdline of chain stage \(stage) is \(length) bytes; the kernel keeps at most \(limit)"
         case .chainTooDeep(let depth, let limit):

@@ -145,6 +145,13 @@ public struct NetworkConfig: Sendable, Equatable {
         files[fileIndex!] = file
     }
 
+    /// Takes `other`'s files in place of those of the same name and kind (added when new).
+    public mutating func replaceFiles(with other: NetworkConfig) {
+        for file in other.files {
+            if let i = files.firstIndex(where: { $0.name == file.name && $0.kind == file.kind }) { files[i] = file } else { files.append(file) }
+        }
+    }
+
     /// The original Wyrcan's EFI format: file name (with extension) → section → key → value.
     /// Repeated keys and `@N` sections do not fit it; `nil` then.
     public var legacyMap: [String: [String: [String: String]]]? {

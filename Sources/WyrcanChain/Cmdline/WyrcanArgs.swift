@@ -9,6 +9,12 @@ public struct WyrcanArgs: Sendable, Equatable {
         case write, clear
     }
 
+    /// What this machine boots: the image (`boot`, the default), or its local disk (`exit`: the
+    /// fleet server's `mode: exit`, carried out by setting EFI `BootNext` and rebooting).
+    public enum Mode: String, Sendable, Codable {
+        case boot, exit
+    }
+
     /// `wyr.img`: the image to boot (the last one given wins, as in the original).
     public var image: Reference?
     /// `wyr.arg`: values in cmdline order, as the kernel delivered them (before nesting decode).
@@ -34,6 +40,14 @@ public struct WyrcanArgs: Sendable, Equatable {
     /// `wyr.extra_args_url=URL`: more `wyr.*` parameters (e.g. S3 secrets) fetched after network-up,
     /// so they stay out of the booted system's `/proc/cmdline`.
     public var extraArgsURL: String?
+    /// `wyr.server=URL`: the fleet server whose `URL/v1/config/MAC` gives this machine's
+    /// parameters (secrets included) over TLS after network-up.
+    public var server: String?
+    /// `wyr.server_pin=sha256//BASE64[;sha256//BASE64…]`: the config server's public key(s), for
+    /// a cmdline that does not come with the CA baked into the initramfs.
+    public var serverPin: String?
+    /// `wyr.mode=boot|exit`
+    public var mode: Mode = .boot
     /// `wyr.depth=N`: how many Wyrcan stages ran before this one (Wyrcan sets it when chaining).
     public var depth = 0
     /// Parameters that are not Wyrcan's: they configure this stage's kernel only.
@@ -75,8 +89,39 @@ public struct WyrcanArgs: Sendable, Equatable {
                 kernelParameters.append(parameter)
             }
         }
-        // Aliases may arrive later from wyr.extra_args_url; the agent checks again after merging.
-        if extraArgsURL == nil { try checkVolumes() }
+        // Aliases may arrive later from wyr.server or wyr.extra_args_url; the agent checks again
+        // after merging.
+        if extraArgsURL == nil && server == nil { try checkVolumes() }
+    }
+
+    /// Adds parameters fetched after network-up (`wyr.server`'s config, `wyr.extra_args_url`):
+    /// for single-valued keys the fetched value wins (image, platform, report, cache; `exit`
+    /// mode and rescue when given); lists grow — `wyr.arg` values after the cmdline's own,
+    /// registries, volumes and S3 aliases (the fetched one replaces one of the same name) —
+    /// and network files are replaced by name (the network is up by then: they go on to
+    /// `wyr.efi=write` and later stages). A fetched answer cannot ask for another fetch or set
+    /// the chain depth: its `wyr.server`, `wyr.server_pin`, `wyr.extra_args_url` and `wyr.depth`
+    /// are ignored.
+    public mutating func merge(fetched: WyrcanArgs) throws(CmdlineError) {
+        if let image = fetched.image { self.image = image }
+        args += fetched.args
+        network.replaceFiles(with: fetched.network)
+        for registry in fetched.insecureRegistries where !insecureRegistries.contains(registry) { insecureRegistries.append(registry) }
+        if let platform = fetched.platform { self.platform = platform }
+        rescue = rescue || fetched.rescue
+        if let report = fetched.reportURL { reportURL = report }
+        for alias in fetched.s3 {
+            s3.removeAll { $0.alias == alias.alias }
+            s3.append(alias)
+        }
+        for volume in fetched.volumes {
+            volumes.removeAll { $0.name == volume.name }
+            volumes.append(volume)
+        }
+        if let cache = fetched.cache { self.cache = cache }
+        if fetched.mode == .exit { mode = .exit }
+        if fetched.efi != nil { efi = fetched.efi }
+        try checkVolumes()
     }
 
     /// Every volume's mirror names a defined `wyr.s3` alias, and `push_on=boot` has a disk to push from.
@@ -92,10 +137,35 @@ public struct WyrcanArgs: Sendable, Equatable {
         }
     }
 
+    /// An http(s) URL as a parameter's value: printable ASCII, no spaces or quotes.
+    static func url(_ value: String, parameter: String) throws(CmdlineError) -> String {
+        guard value.hasPrefix("http://") || value.hasPrefix("https://"), value.split(separator: "/").count >= 2 else {
+            throw .invalidValue(parameter: parameter, value: value, reason: "must be an https:// (or http://) URL")
+        }
+        guard value.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F && $0 != "\"" }) else {
+            throw .invalidValue(parameter: parameter, value: value, reason: "a URL holds printable ASCII only (percent-encode the rest)")
+        }
+        return value
+    }
+
+    /// libcurl's pin syntax: `sha256//` + base64 of 32 bytes, several joined by ';'.
+    static func isKeyPin(_ value: String) -> Bool {
+        let base64 = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=".unicodeScalars)
+        let pins = value.split(separator: ";", omittingEmptySubsequences: false)
+        return !pins.isEmpty && pins.allSatisfy { pin in
+            pin.hasPrefix("sha256//") && pin.dropFirst(8).count == 44 && pin.dropFirst(8).unicodeScalars.allSatisfy(base64.contains)
+        }
+    }
+
     private mutating func apply(name: String, parameter: KernelParameter) throws(CmdlineError) {
         let key = parameter.key
         if parameter.unterminatedQuote { throw .unterminatedQuote(parameter: key) }
         if !parameter.isValidUTF8 { throw .invalidUTF8(parameter: key) }
+        // (Values travel on to files, URLs and messages: a newline or an escape never belongs.
+        // wyr.arg values are the next kernel's, checked there.)
+        if name != "arg", let v = parameter.value, v.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            throw .invalidValue(parameter: key, value: v, reason: "control characters (such as a newline) cannot appear in this value")
+        }
         func value(_ expected: String) throws(CmdlineError) -> String {
             guard let v = parameter.value, !v.isEmpty else { throw .missingValue(parameter: key, expected: expected) }
             return v
@@ -128,11 +198,7 @@ public struct WyrcanArgs: Sendable, Equatable {
             case let v?: throw .invalidValue(parameter: key, value: v, reason: "must be empty, 1/yes/true/on or 0/no/false/off")
             }
         case "report":
-            let v = try value("http(s)://SERVER/v1/report/MAC")
-            guard (v.hasPrefix("http://") || v.hasPrefix("https://")), v.split(separator: "/").count >= 2 else {
-                throw .invalidValue(parameter: key, value: v, reason: "must be an http:// or https:// URL")
-            }
-            reportURL = v
+            reportURL = try Self.url(try value("http(s)://SERVER/v1/report/MAC"), parameter: key)
         case "volume":
             let spec = try VolumeSpec(parsing: try value("NAME,mirror=ALIAS/BUCKET[,…]"), parameter: key)
             if volumes.contains(where: { $0.name == spec.name }) { throw .duplicateVolume(name: spec.name) }
@@ -144,11 +210,24 @@ public struct WyrcanArgs: Sendable, Equatable {
         case "cache":
             cache = try CacheSpec(parsing: try value("auto|/dev/DISK[,format]"), parameter: key)
         case "extra_args_url":
-            let v = try value("https://SERVER/PATH")
-            guard v.hasPrefix("http://") || v.hasPrefix("https://") else {
-                throw .invalidValue(parameter: key, value: v, reason: "must be an https:// (or http://) URL")
+            extraArgsURL = try Self.url(try value("https://SERVER/PATH"), parameter: key)
+        case "server":
+            let v = try Self.url(try value("https://SERVER[:PORT]"), parameter: key)
+            // The config path is appended: a base URL only.
+            guard !v.contains("?"), !v.contains("#") else {
+                throw .invalidValue(parameter: key, value: v, reason: "must be the server's base URL (https://SERVER[:PORT][/PATH]), without a query")
             }
-            extraArgsURL = v
+            server = v.hasSuffix("/") ? String(v.dropLast()) : v
+        case "server_pin":
+            let v = try value("sha256//BASE64")
+            guard Self.isKeyPin(v) else {
+                throw .invalidValue(parameter: key, value: v, reason: "must be sha256// and the base64 SHA-256 of the server's public key (several joined by ';'), as curl --pinnedpubkey takes it")
+            }
+            serverPin = v
+        case "mode":
+            let v = try value("boot|exit")
+            guard let m = Mode(rawValue: v) else { throw .invalidValue(parameter: key, value: v, reason: "must be 'boot' or 'exit'") }
+            mode = m
         case "depth":
             let v = try value("N")
             guard let n = Int(v), n >= 0, n <= 1000 else {

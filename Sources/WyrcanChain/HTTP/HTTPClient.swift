@@ -82,7 +82,15 @@ public final class HTTPClient {
             try curl.set(CURLOPT_REDIR_PROTOCOLS_STR, "https")
         }
         if let caFile = options.caFile { try curl.set(CURLOPT_CAINFO, caFile) }
-        if let pin = options.pinnedPublicKey { try curl.set(CURLOPT_PINNEDPUBLICKEY, pin) }
+        if let pin = options.pinnedPublicKey {
+            try curl.set(CURLOPT_PINNEDPUBLICKEY, pin)
+            // A pin without a CA trusts the key alone, whoever signed its certificate (a
+            // self-signed server): the pin is the check.
+            if options.caFile == nil {
+                try curl.set(CURLOPT_SSL_VERIFYPEER, false)
+                try curl.set(CURLOPT_SSL_VERIFYHOST, false)
+            }
+        }
         if let bytes = options.receiveBufferBytes { try curl.set(CURLOPT_BUFFERSIZE, bytes) }
         // Bodies are digests' input: never let a server re-encode them.
         try curl.set(CURLOPT_ACCEPT_ENCODING, "identity")

@@ -23,7 +23,8 @@ public struct HTTPOptions: Sendable, Equatable {
     /// A PEM bundle of CAs trusted instead of the system's (a private registry, a site CA).
     public var caFile: String?
     /// The server's public key, `sha256//BASE64` (libcurl's pinning syntax; several joined by
-    /// `;`): the connection fails unless the server's key is one of them, whoever signed it.
+    /// `;`): the connection fails unless the server's key is one of them. Without `caFile` the
+    /// pin alone is trusted, whoever signed the certificate (a self-signed server).
     public var pinnedPublicKey: String?
     /// Only `https://` is spoken, also after a redirect: a plain-HTTP URL fails before connecting.
     public var httpsOnly = false

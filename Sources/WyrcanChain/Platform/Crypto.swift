@@ -1,4 +1,9 @@
 import COpenSSL
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// A libcrypto (OpenSSL 3) failure.
 public struct CryptoError: Error, CustomStringConvertible, Sendable {
@@ -82,5 +87,31 @@ public enum HMAC {
         var length = 0
         guard EVP_MAC_final(ctx, &out, &length, out.count) == 1 else { throw .last("EVP_MAC_final") }
         return Array(out.prefix(length))
+    }
+}
+
+/// libcurl's public-key pin (`sha256//BASE64`): the SHA-256 of a key's DER SubjectPublicKeyInfo.
+public enum PublicKeyPin {
+    /// The pin of the public key in the first certificate of a PEM text.
+    public static func of(certificatePEM: String) throws(CryptoError) -> String {
+        let der = try subjectPublicKeyInfo(certificatePEM: certificatePEM)
+        return "sha256//" + Data(try Digester.hash(.sha256, der)).base64EncodedString()
+    }
+
+    static func subjectPublicKeyInfo(certificatePEM: String) throws(CryptoError) -> [UInt8] {
+        let bytes = Array(certificatePEM.utf8)
+        guard let bio = bytes.withUnsafeBytes({ BIO_new_mem_buf($0.baseAddress, Int32($0.count)) }) else { throw .last("BIO_new_mem_buf") }
+        defer { BIO_free(bio) }
+        guard let certificate = PEM_read_bio_X509(bio, nil, nil, nil) else { throw .last("PEM_read_bio_X509") }
+        defer { X509_free(certificate) }
+        guard let key = X509_get0_pubkey(certificate) else { throw .last("X509_get0_pubkey") }
+        let length = i2d_PUBKEY(key, nil)
+        guard length > 0 else { throw .last("i2d_PUBKEY") }
+        var der = [UInt8](repeating: 0, count: Int(length))
+        der.withUnsafeMutableBufferPointer { buffer in
+            var cursor: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
+            _ = i2d_PUBKEY(key, &cursor)
+        }
+        return der
     }
 }

@@ -13,6 +13,12 @@ struct Check: ParsableCommand {
         do throws(InventoryErrors) {
             let inventory = try InventoryLoader.load(file)
             print("\(file): ok: \(inventory.releases.count) releases, \(inventory.groups.count) groups, \(inventory.hosts.count) hosts, unknown MACs: \(inventory.unknown.rawValue)")
+            let secretive = inventory.hosts.keys.sorted().filter { mac in inventory.profile(for: mac).map { Inventory.holdsSecrets($0.0) } ?? false }
+            let defaultsSecret = inventory.unknown == .default && Inventory.holdsSecrets(inventory.defaults)
+            if !secretive.isEmpty || defaultsSecret {
+                let names = secretive.prefix(5).map(\.description).joined(separator: ", ") + (secretive.count > 5 ? ", …" : "")
+                print("\(file): \(secretive.count) host(s)\(defaultsSecret ? " and unknown MACs" : "") hold secrets (s3, secret: arguments)\(names.isEmpty ? "" : ": \(names)"); they get them from /v1/config over TLS only: serve with --https (and a certificate machines trust, or let them pin its key)")
+            }
         } catch {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode(1)

@@ -21,6 +21,9 @@ struct Serve: ParsableCommand {
 
             TLS PROFILES (--https)
               modern       TLS 1.3 and TLS 1.2 with ECDHE + AEAD (GCM, ChaCha20) only
+              uefi         modern plus TLS 1.2 DHE-RSA with AEAD (RFC 7919 ffdhe2048), which
+                           UEFI firmware's HTTPS boot speaks (it has no ECDHE); no CBC, no RSA
+                           key exchange: still forward-secret
               ipxe-compat  modern plus the TLS 1.2 RSA key exchange AES-CBC SHA1/SHA256 suites
                            that iPXE before 2.0 speaks (AES128-SHA256, AES256-SHA256, …)
             Debian's iPXE ROMs have no HTTPS at all: point them at the --http listener.
@@ -45,7 +48,7 @@ struct Serve: ParsableCommand {
     @Option(help: ArgumentHelp("HTTPS listener.", valueName: "ADDR:PORT"))
     var https: String?
 
-    @Option(help: "TLS profile of the HTTPS listener: modern or ipxe-compat.")
+    @Option(help: "TLS profile of the HTTPS listener: modern, uefi or ipxe-compat.")
     var tlsProfile: String = "modern"
 
     @Option(help: "PEM certificate (chain) for --https.")
@@ -63,14 +66,22 @@ struct Serve: ParsableCommand {
     @Option(help: "Base URL machines use to reach this server (default: from each request's Host header).")
     var publicURL: String?
 
+    @Option(help: ArgumentHelp("The HTTPS listener's URL as machines reach it, for wyr.server= (default: https://HOST:PORT from each request's Host and the --https port).", valueName: "https://HOST[:PORT]"))
+    var serverURL: String?
+
     @Option(help: "Seconds between checks of the inventory file for changes (0: only SIGHUP).")
     var watchInterval: Int = 2
 
     func validate() throws {
         if http == nil && https == nil { throw ValidationError("give --http ADDR:PORT and/or --https ADDR:PORT") }
         if https != nil && !selfSigned && (cert == nil || key == nil) { throw ValidationError("--https needs --cert and --key (or --self-signed)") }
-        if TLSProfile(rawValue: tlsProfile) == nil { throw ValidationError("--tls-profile must be modern or ipxe-compat") }
+        if TLSProfile(rawValue: tlsProfile) == nil { throw ValidationError("--tls-profile must be \(TLSProfile.allCases.map(\.rawValue).joined(separator: ", "))") }
         if threads < 1 || threads > 256 { throw ValidationError("--threads must be 1…256") }
+        if let serverURL, !serverURL.hasPrefix("https://") || serverURL.contains(" ") || serverURL.contains("${") || serverURL.contains("?") {
+            throw ValidationError("--server-url must be an https:// URL without spaces or a query")
+        }
+        if let https, https.hasSuffix(":0") { throw ValidationError("--https needs a port: machines are sent to it") }
+        if serverURL != nil && https == nil { throw ValidationError("--server-url names the --https listener: give --https too") }
         if let publicURL, !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) || publicURL.contains(" ") || publicURL.contains("${") {
             throw ValidationError("--public-url must be an http(s) URL without spaces")
         }
@@ -85,21 +96,26 @@ struct Serve: ParsableCommand {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode(1)
         }
-        let server = BootServer(store: store, state: FleetState(), assets: AssetHandler(root: assets), publicURL: publicURL, logger: logger)
+        var server = BootServer(store: store, state: FleetState(), assets: AssetHandler(root: assets), publicURL: publicURL, logger: logger)
         var listeners: [HTTPServer] = []
         do {
-            if let http {
-                let (host, port) = try Self.address(http)
-                listeners.append(try HTTPServer(.init(host: host, port: port, threads: threads)) { server.handle($0) })
-                logger.info("listening on http://\(host):\(listeners.last!.port)")
-            }
             if let https {
                 let (host, port) = try Self.address(https)
                 let (certPEM, keyPEM) = try selfSigned ? SelfSigned.generate() : (String(contentsOfFile: cert!, encoding: .utf8), String(contentsOfFile: key!, encoding: .utf8))
                 let profile = TLSProfile(rawValue: tlsProfile)!
-                let tls = HTTPServer.TLS(certificatePEM: certPEM, keyPEM: keyPEM, priorities: profile.priorities)
-                listeners.append(try HTTPServer(.init(host: host, port: port, threads: threads, tls: tls)) { server.handle($0) })
-                logger.info("listening on https://\(host):\(listeners.last!.port) (TLS profile \(profile.rawValue))")
+                let tls = HTTPServer.TLS(certificatePEM: certPEM, keyPEM: keyPEM, priorities: profile.priorities, dhParametersPEM: profile.dhParametersPEM)
+                let pin: String
+                do throws(CryptoError) { pin = try PublicKeyPin.of(certificatePEM: certPEM) } catch {
+                    throw ValidationError("--cert \(cert ?? ""): not a PEM certificate (\(error))")
+                }
+                server.tls = TLSListener(port: port, pin: pin, publicURL: serverURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 })
+                listeners.append(try HTTPServer(.init(host: host, port: port, threads: threads, tls: tls)) { [server] in server.handle($0) })
+                logger.info("listening on https://\(host):\(port) (TLS profile \(profile.rawValue), key \(pin))")
+            }
+            if let http {
+                let (host, port) = try Self.address(http)
+                listeners.append(try HTTPServer(.init(host: host, port: port, threads: threads)) { [server] in server.handle($0) })
+                logger.info("listening on http://\(host):\(listeners.last!.port)")
             }
         } catch let error as HTTPServerError {
             throw ValidationError(error.description)
@@ -141,18 +157,25 @@ struct Serve: ParsableCommand {
     }
 }
 
-/// GnuTLS priority strings (Debian's libmicrohttpd uses GnuTLS).
-enum TLSProfile: String {
+/// GnuTLS priority strings (Debian's libmicrohttpd uses GnuTLS), narrowest first.
+enum TLSProfile: String, CaseIterable {
     case modern
+    case uefi
     case ipxeCompat = "ipxe-compat"
 
     var priorities: String {
         let modern = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-RSA:+ECDHE-ECDSA"
         switch self {
         case .modern: return modern
+        // UEFI firmware (edk2's TlsLib) offers no ECDHE: forward secrecy through DHE-RSA, still
+        // AEAD only — no CBC, no RSA key exchange.
+        case .uefi: return modern + ":+DHE-RSA"
         case .ipxeCompat: return modern + ":+AES-128-CBC:+AES-256-CBC:+SHA1:+SHA256:+RSA"
         }
     }
+
+    /// DHE needs parameters for clients that name no group (edk2 names none).
+    var dhParametersPEM: String? { self == .uefi ? HTTPServer.TLS.ffdhe2048PEM : nil }
 }
 
 /// A throw-away self-signed certificate, made with the openssl command (demos only).

@@ -6,6 +6,8 @@ struct Inventory: Sendable {
     struct Release: Sendable, Equatable {
         var kernel: String
         var initrd: String
+        /// The release as a UKI (kernel + initrd + cmdline in one EFI file) for UEFI HTTPS boot.
+        var efi: String? = nil
     }
 
     enum Mode: String, Sendable {
@@ -29,8 +31,8 @@ struct Inventory: Sendable {
         var release: String?
         /// One image, or several: a chain of Wyrcan stages (first booted first) ending in the OS.
         var images: [String]?
-        /// Each entry is one `wyr.arg` value for the final system (may hold spaces).
-        var args: [String] = []
+        /// Parameters for the final system, in order; an entry may hold several.
+        var args: [Argument] = []
         /// networkd files: FILE[.KIND] → section → key → values; a section may repeat.
         var net: [NetworkConfig.File] = []
         var volumes: [String] = []
@@ -41,6 +43,13 @@ struct Inventory: Sendable {
         var mode: Mode?
         /// Parameters for the Wyrcan kernel itself (console=ttyS0, …).
         var kernelArgs: [String] = []
+    }
+
+    /// An `args` entry: parameters written like a kernel cmdline; a secret one reaches the
+    /// machine only over TLS (`/v1/config`), never in a script or a plain-HTTP answer.
+    struct Argument: Sendable, Equatable {
+        var text: String
+        var secret: Bool
     }
 
     struct Host: Sendable {
@@ -57,6 +66,9 @@ struct Inventory: Sendable {
     var groups: [String: Profile]
     var hosts: [MACAddress: Host]
     var unknown: UnknownPolicy
+
+    /// Whether a host with these settings holds secrets (S3 keys, `secret: true` arguments).
+    static func holdsSecrets(_ profile: Profile) -> Bool { !profile.s3.isEmpty || profile.args.contains(where: \.secret) }
 
     /// The effective settings of a host (or of an unknown MAC under `unknown: default`).
     func profile(for mac: MACAddress) -> (Profile, group: String?)? {

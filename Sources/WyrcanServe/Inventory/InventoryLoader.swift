@@ -100,17 +100,18 @@ struct InventoryLoader {
         for (key, value) in m {
             let name = key.string ?? ""
             let field = "releases.\(name)"
-            guard case .mapping(let r) = value else { fail(value, field, "must be {kernel: PATH, initrd: PATH}"); continue }
-            var kernel: String?, initrd: String?
+            guard case .mapping(let r) = value else { fail(value, field, "must be {kernel: PATH, initrd: PATH[, efi: PATH]}"); continue }
+            var kernel: String?, initrd: String?, efi: String?
             for (k, v) in r {
                 switch k.string {
                 case "kernel": kernel = assetPath(v, field: field + ".kernel")
                 case "initrd": initrd = assetPath(v, field: field + ".initrd")
-                default: fail(k, field + ".\(k.string ?? "?")", "unknown key (expected kernel, initrd)")
+                case "efi": efi = assetPath(v, field: field + ".efi")
+                default: fail(k, field + ".\(k.string ?? "?")", "unknown key (expected kernel, initrd, efi)")
                 }
             }
             guard let kernel, let initrd else { fail(value, field, "needs both kernel and initrd"); continue }
-            out[name] = Inventory.Release(kernel: kernel, initrd: initrd)
+            out[name] = Inventory.Release(kernel: kernel, initrd: initrd, efi: efi)
         }
         return out
     }
@@ -124,6 +125,48 @@ struct InventoryLoader {
         }
         guard ok else { fail(node, field, "'\(s)' must be relative, without '..', of letters, digits, '.', '_', '-', '/'"); return nil }
         return s
+    }
+
+    /// A single value (a string, number or boolean), not a list or a mapping.
+    private mutating func scalar(_ node: Node, field: String) -> String? {
+        guard case .scalar = node, let s = node.string else { fail(node, field, "must be a single value, not a list or a mapping"); return nil }
+        return s
+    }
+
+    /// `args` entries: a string (parameters for the final system, written like a kernel cmdline),
+    /// or `{arg: STRING, secret: true}` for one that travels only over TLS (`/v1/config`).
+    private mutating func arguments(_ node: Node, field: String) -> [Inventory.Argument] {
+        let items: [Node]
+        if case .sequence(let seq) = node { items = Array(seq) } else { items = [node] }
+        var out: [Inventory.Argument] = []
+        for (i, item) in items.enumerated() {
+            let f = "\(field)[\(i)]"
+            var argument = Inventory.Argument(text: "", secret: false)
+            switch item {
+            case .scalar:
+                argument.text = item.string ?? ""
+            case .mapping(let m):
+                for (k, v) in m {
+                    switch k.string {
+                    case "arg": argument.text = scalar(v, field: f + ".arg") ?? ""
+                    case "secret":
+                        guard let b = v.bool else { fail(v, f + ".secret", "must be true or false"); continue }
+                        argument.secret = b
+                    default: fail(k, f + ".\(k.string ?? "?")", "unknown key (expected arg, secret)")
+                    }
+                }
+            default:
+                fail(item, f, "must be a string or {arg: STRING, secret: true}")
+                continue
+            }
+            let tokens = KernelCmdline.tokenize(argument.text)
+            if tokens.contains(where: \.unterminatedQuote) || !tokens.allSatisfy(\.isValidUTF8) {
+                // (A secret's value is not quoted back.)
+                fail(item, f, "\(argument.secret ? "the secret argument" : Message.quoted(argument.text)) has an unbalanced double quote (or an unquoted character containing byte 0xA0)")
+            }
+            out.append(argument)
+        }
+        return out
     }
 
     private mutating func strings(_ node: Node, field: String) -> [String] {
@@ -145,24 +188,15 @@ struct InventoryLoader {
             let name = key.string ?? "?"
             let f = "\(field).\(name)"
             switch name {
-            case "group" where allowGroup: group = value.string
-            case "release": p.release = value.string
+            case "group" where allowGroup: group = scalar(value, field: f)
+            case "release": p.release = scalar(value, field: f)
             case "image": p.images = strings(value, field: f)
-            case "args":
-                p.args = strings(value, field: f)
-                if case .sequence(let items) = value {
-                    for (i, item) in items.enumerated() {
-                        let tokens = KernelCmdline.tokenize(item.string ?? "")
-                        if tokens.contains(where: \.unterminatedQuote) || !tokens.allSatisfy(\.isValidUTF8) {
-                            fail(item, "\(f)[\(i)]", "'\(item.string ?? "")' has an unbalanced double quote (or an unquoted character containing byte 0xA0)")
-                        }
-                    }
-                }
+            case "args": p.args = arguments(value, field: f)
             case "kernel_args": p.kernelArgs = strings(value, field: f)
             case "volumes": p.volumes = strings(value, field: f)
             case "s3": p.s3 = strings(value, field: f)
             case "insecure": p.insecure = strings(value, field: f)
-            case "platform": p.platform = value.string
+            case "platform": p.platform = scalar(value, field: f)
             case "rescue":
                 guard let b = value.bool else { fail(value, f, "must be true or false"); continue }
                 p.rescue = b

@@ -6,35 +6,69 @@ struct RenderError: Error, Sendable {
     var reason: String
 }
 
+/// Where machines fetch their secrets: this server's HTTPS listener and its public key's pin.
+struct ConfigEndpoint: Sendable, Equatable {
+    /// `https://HOST:PORT` as machines reach it.
+    var url: String
+    /// `sha256//BASE64` of the listener's public key.
+    var pin: String
+}
+
 /// Everything one machine gets: its Wyrcan release and its full Wyrcan cmdline, built with the
 /// WyrcanChain cmdline model (so chains and quoting are right) and checked to pass unchanged
-/// through iPXE's script parser.
+/// through iPXE's script parser. A host that holds secrets gets them only from `/v1/config`
+/// over TLS; its scripts carry what it takes to reach that endpoint instead.
 struct HostBootConfig: Sendable {
     let mac: MACAddress
     let group: String?
     let mode: Inventory.Mode
     let release: Inventory.Release?
     let releaseName: String?
+    /// S3 keys or `secret: true` arguments: the full cmdline travels only over TLS.
+    let holdsSecrets: Bool
     /// The cmdline without `wyr.report` (added per request, since it names the server's URL).
     private let stages: [ChainStage]
     private let final: [String]
+    /// What every stage needs to reach the network and the servers: Wyrcan's kernel arguments,
+    /// network files, plain-HTTP registries, platform, rescue.
+    private let reach: [String]
 
     init(mac: MACAddress, group: String?, profile: Inventory.Profile, inventory: Inventory) throws(RenderError) {
         self.mac = mac
         self.group = group
         self.mode = profile.mode ?? .boot
+        holdsSecrets = Inventory.holdsSecrets(profile)
         guard mode == .boot else {
-            release = nil; releaseName = nil; stages = []; final = []
+            release = nil; releaseName = nil; stages = []; final = []; reach = []
             return
         }
+        (releaseName, release) = try Self.release(profile, inventory)
+        let images = try Self.images(profile)
+        let reach = try Self.reachParameters(profile)
+        self.reach = reach
+        var last: [String] = []
+        for s in profile.s3 { last.append(try Self.render("wyr.s3", s, field: "s3")) }
+        for v in profile.volumes { last.append(try Self.render("wyr.volume", v, field: "volumes")) }
+        final = try Self.finalParameters(profile)
+        stages = images.enumerated().map { i, image in
+            ChainStage(image: image, parameters: reach + (i == images.count - 1 ? last : []))
+        }
+        // Render once with placeholders: everything that can fail, fails at load.
+        _ = try cmdline(reportURL: "http://127.0.0.1:1/v1/report/\(mac)")
+        _ = try publicCmdline(reportURL: "http://127.0.0.1:1/v1/report/\(mac)", endpoint: ConfigEndpoint(url: "https://127.0.0.1:1", pin: "sha256//" + String(repeating: "A", count: 43) + "="))
+    }
+
+    private static func release(_ profile: Inventory.Profile, _ inventory: Inventory) throws(RenderError) -> (String, Inventory.Release) {
         guard let name = profile.release ?? (inventory.releases.count == 1 ? inventory.releases.keys.first : nil) else {
             throw RenderError(field: "release", reason: "no release chosen (set release: NAME; defined: \(inventory.releases.keys.sorted().joined(separator: ", ")))")
         }
         guard let release = inventory.releases[name] else {
-            throw RenderError(field: "release", reason: "no release named '\(name)'")
+            throw RenderError(field: "release", reason: "no release named \(Message.quoted(name))")
         }
-        self.release = release
-        self.releaseName = name
+        return (name, release)
+    }
+
+    private static func images(_ profile: Inventory.Profile) throws(RenderError) -> [String] {
         guard let images = profile.images, !images.isEmpty else {
             throw RenderError(field: "image", reason: "no image to boot (set image: REGISTRY/IMAGE)")
         }
@@ -43,54 +77,52 @@ struct HostBootConfig: Sendable {
                 throw RenderError(field: images.count > 1 ? "image[\(i)]" : "image", reason: error.description)
             }
         }
+        return images
+    }
 
-        var common: [String] = []
+    private static func reachParameters(_ profile: Inventory.Profile) throws(RenderError) -> [String] {
+        var out: [String] = []
         for (i, arg) in profile.kernelArgs.enumerated() {
             guard KernelCmdline.isSingleParameter(arg), !arg.hasPrefix("-") else {
-                throw RenderError(field: "kernel_args[\(i)]", reason: "'\(arg)' is not one kernel parameter (balanced quotes, no spaces outside quotes, no leading '-')")
+                throw RenderError(field: "kernel_args[\(i)]", reason: "\(Message.quoted(arg)) is not one kernel parameter (balanced quotes, no spaces outside quotes, no leading '-')")
             }
-            if let key = WyrcanArgs.wyrcanKey(KernelCmdline.tokenize(arg)[0].key), ["img", "arg", "depth"].contains(key) {
-                throw RenderError(field: "kernel_args[\(i)]", reason: "use image: and args: instead of \(arg)")
+            if let key = WyrcanArgs.wyrcanKey(KernelCmdline.tokenize(arg)[0].key), ["img", "arg", "depth", "server", "server_pin"].contains(key) {
+                throw RenderError(field: "kernel_args[\(i)]", reason: "use image: and args: instead of \(Message.quoted(arg))")
             }
-            common.append(arg)
+            out.append(arg)
         }
         for file in profile.net {
             for parameter in file.parameters {
-                common.append(try Self.render(parameter.key, parameter.value, field: "net.\(file.name)"))
+                out.append(try render(parameter.key, parameter.value, field: "net.\(file.name)"))
             }
         }
-        for host in profile.insecure { common.append(try Self.render("wyr.insecure", host, field: "insecure")) }
-        if let platform = profile.platform { common.append(try Self.render("wyr.platform", platform, field: "platform")) }
-        if profile.rescue == true { common.append("wyr.rescue") }
+        for host in profile.insecure { out.append(try render("wyr.insecure", host, field: "insecure")) }
+        if let platform = profile.platform { out.append(try render("wyr.platform", platform, field: "platform")) }
+        if profile.rescue == true { out.append("wyr.rescue") }
+        return out
+    }
 
-        var last: [String] = []
-        for s in profile.s3 { last.append(try Self.render("wyr.s3", s, field: "s3")) }
-        for v in profile.volumes { last.append(try Self.render("wyr.volume", v, field: "volumes")) }
-
-        var final: [String] = []
+    private static func finalParameters(_ profile: Inventory.Profile) throws(RenderError) -> [String] {
+        var out: [String] = []
         for (i, arg) in profile.args.enumerated() {
-            let tokens = KernelCmdline.tokenize(arg)
+            let tokens = KernelCmdline.tokenize(arg.text)
             guard !tokens.contains(where: \.unterminatedQuote), tokens.allSatisfy(\.isValidUTF8) else {
-                throw RenderError(field: "args[\(i)]", reason: "'\(arg)' has an unbalanced double quote (or an unquoted character containing byte 0xA0)")
+                throw RenderError(field: "args[\(i)]", reason: "\(arg.secret ? "the secret argument" : Message.quoted(arg.text)) has an unbalanced double quote (or an unquoted character containing byte 0xA0)")
             }
-            final += tokens.map(\.raw)
+            out += tokens.map(\.raw)
         }
-        self.final = final
-        self.stages = images.enumerated().map { i, image in
-            ChainStage(image: image, parameters: common + (i == images.count - 1 ? last : []))
-        }
-        // Render once with a placeholder report URL: everything that can fail, fails at load.
-        _ = try cmdline(reportURL: "http://127.0.0.1:1/v1/report/\(mac)")
+        return out
     }
 
     static func render(_ key: String, _ value: String, field: String) throws(RenderError) -> String {
         guard let text = KernelCmdline.render(key: key, value: value) else {
-            throw RenderError(field: field, reason: "'\(value)' cannot be carried on a kernel cmdline (it contains '\"')")
+            throw RenderError(field: field, reason: "\(Message.quoted(value)) cannot be carried on a kernel cmdline (it contains '\"')")
         }
         return text
     }
 
-    /// The full Wyrcan cmdline; `reportURL` is added to every stage as `wyr.report=`.
+    /// The full Wyrcan cmdline, secrets included (for `/v1/config` over TLS); `reportURL` is
+    /// added to every stage as `wyr.report=`.
     func cmdline(reportURL: String?) throws(RenderError) -> String {
         let report = reportURL.map { ["wyr.report=\($0)"] } ?? []
         let chain = Chain(stages: stages.map { ChainStage(image: $0.image, parameters: $0.parameters + report) }, final: final)
@@ -105,10 +137,27 @@ struct HostBootConfig: Sendable {
         } catch let e as RenderError { throw e } catch {
             throw RenderError(field: "", reason: "\(error)")
         }
-        // …and to iPXE, which splits on whitespace, expands ${…}, and treats '#', '||', '&&', ';'.
-        if let problem = IPXEScript.unsafeToken(in: text) {
-            throw RenderError(field: "", reason: problem)
-        }
+        try Self.checkForIPXE(text)
         return text
+    }
+
+    /// The cmdline for a script or a plain-HTTP answer: the full one, or — for a host that
+    /// holds secrets — what it takes to reach `endpoint` (network, trust), which gives the rest
+    /// over TLS. Nil endpoint for such a host: it cannot be served (no HTTPS listener).
+    func publicCmdline(reportURL: String?, endpoint: ConfigEndpoint?) throws(RenderError) -> String {
+        guard holdsSecrets else { return try cmdline(reportURL: reportURL) }
+        guard let endpoint else {
+            throw RenderError(field: "", reason: "\(mac) holds secrets (s3 or secret: arguments), which travel only over TLS: serve with --https too")
+        }
+        let text = (reach + ["wyr.server=\(endpoint.url)", "wyr.server_pin=\(endpoint.pin)"] + (reportURL.map { ["wyr.report=\($0)"] } ?? []))
+            .joined(separator: " ")
+        do { _ = try BootPlan(cmdline: text) } catch { throw RenderError(field: "", reason: error.description) }
+        try Self.checkForIPXE(text)
+        return text
+    }
+
+    /// iPXE splits on whitespace, expands ${…}, and treats '#', '||', '&&', ';' in a script.
+    private static func checkForIPXE(_ text: String) throws(RenderError) {
+        if let problem = IPXEScript.unsafeToken(in: text) { throw RenderError(field: "", reason: problem) }
     }
 }

@@ -31,7 +31,7 @@ struct AssetHandler: Sendable {
         let lastModified = Self.httpDate(Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec)))
         var headers: [(name: String, value: String)] = [
             ("ETag", etag), ("Last-Modified", lastModified), ("Accept-Ranges", "bytes"),
-            ("Content-Type", "application/octet-stream"), ("Cache-Control", "no-cache"),
+            ("Content-Type", Self.contentType(real)), ("Cache-Control", "no-cache"),
         ]
         if let inm = request.header("If-None-Match"), inm.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == etag || $0.trimmingCharacters(in: .whitespaces) == "*" }) {
             return HTTPServerResponse(status: 304, headers: headers)
@@ -60,6 +60,9 @@ struct AssetHandler: Sendable {
         // For HEAD, libmicrohttpd sends the headers (with this Content-Length) and no body.
         return HTTPServerResponse(status: status, headers: headers, body: .file(descriptor: fd, offset: offset, length: length))
     }
+
+    /// UEFI HTTP boot wants an EFI application (`application/efi`); everything else is bytes.
+    static func contentType(_ path: String) -> String { path.hasSuffix(".efi") ? "application/efi" : "application/octet-stream" }
 
     enum RangeResult: Equatable { case none, unsatisfiable, range(Int64, Int64) }
 

@@ -16,6 +16,8 @@ struct BootServer: Sendable {
     let assets: AssetHandler
     /// Base URL machines use to reach this server; nil derives it from the request's Host.
     let publicURL: String?
+    /// The HTTPS listener, which serves `/v1/config` (secrets), when there is one.
+    var tls: TLSListener? = nil
     let logger: Logger
     /// Rendered per-host answers, keyed by inventory generation, MAC, base URL and format:
     /// rendering runs the whole cmdline model, a lookup does not.
@@ -35,12 +37,14 @@ struct BootServer: Sendable {
         if path.hasPrefix("/ipxe/") { return ("ipxe", get(r) ?? hostScript(r, mac: String(path.dropFirst(6)))) }
         if path == "/cmdline" { return ("cmdline", get(r) ?? cmdline(r, mac: r.queryValue("mac"))) }
         if path.hasPrefix("/v1/boot/") { return ("v1/boot", get(r) ?? pixiecore(r, mac: String(path.dropFirst(9)))) }
+        if path.hasPrefix("/v1/config/") { return ("v1/config", get(r) ?? hostConfig(r, mac: String(path.dropFirst(11)))) }
+        if path == "/boot.efi" { return ("boot.efi", get(r) ?? bootEFI(r)) }
         if path.hasPrefix("/v1/report/") { return ("v1/report", report(r, mac: String(path.dropFirst(11)))) }
         if path == "/v1/hosts" { return ("v1/hosts", get(r) ?? hosts()) }
         if path.hasPrefix("/assets/") { return ("assets", assets.respond(r, relative: String(path.dropFirst(8)))) }
         if path == "/metrics" { return ("metrics", get(r) ?? .text(200, state.metrics(), contentType: "text/plain; version=0.0.4")) }
         if path == "/healthz" { return ("healthz", .text(200, "ok\n")) }
-        return ("other", .text(404, "not found: try /boot.ipxe, /ipxe?mac=MAC, /cmdline?mac=MAC, /v1/boot/MAC, /v1/hosts, /assets/…, /metrics\n"))
+        return ("other", .text(404, "not found: try /boot.ipxe, /ipxe?mac=MAC, /cmdline?mac=MAC, /v1/boot/MAC, /v1/config/MAC, /boot.efi, /v1/hosts, /assets/…, /metrics\n"))
     }
 
     private func get(_ r: HTTPServerRequest) -> HTTPServerResponse? {
@@ -51,10 +55,23 @@ struct BootServer: Sendable {
     /// checked strictly: it ends up in scripts.
     func baseURL(_ r: HTTPServerRequest) -> String? {
         if let publicURL { return publicURL }
+        guard let host = Self.checkedHostHeader(r) else { return nil }
+        return "\(r.isTLS ? "https" : "http")://\(host)"
+    }
+
+    /// The Host header, when it is a plain `host[:port]`.
+    static func checkedHostHeader(_ r: HTTPServerRequest) -> String? {
         guard let host = r.header("Host"), !host.isEmpty, host.count < 256,
               host.unicodeScalars.allSatisfy({ ($0.properties.isASCIIHexDigit) || ($0.value >= 0x61 && $0.value <= 0x7A) || ($0.value >= 0x41 && $0.value <= 0x5A) || $0 == "." || $0 == "-" || $0 == ":" || $0 == "[" || $0 == "]" })
         else { return nil }
-        return "http://\(host)"
+        return host
+    }
+
+    /// The host name (or address) the client used, without the port.
+    static func requestHost(_ r: HTTPServerRequest) -> String? {
+        guard let host = checkedHostHeader(r) else { return nil }
+        if host.hasPrefix("["), let end = host.firstIndex(of: "]") { return String(host[...end]) }
+        return String(host.split(separator: ":", maxSplits: 1).first ?? "")
     }
 
     private func config(_ mac: String?) -> Lookup {
@@ -95,8 +112,9 @@ struct BootServer: Sendable {
         switch config(mac) {
         case .answer(let response): return response
         case .found(let c):
-            guard let cmdline = try? c.mode == .boot ? c.cmdline(reportURL: reportURL(base, c.mac)) : "" else {
-                return .text(500, "cannot render \(c.mac)\n")
+            let cmdline: String
+            do throws(RenderError) { cmdline = c.mode == .boot ? try publicCmdline(c, r, base: base) : "" } catch {
+                return .text(503, error.reason + "\n")
             }
             state.countBoot(c.mac)
             let script = IPXEScript.host(c, baseURL: base, cmdline: cmdline)
@@ -110,10 +128,10 @@ struct BootServer: Sendable {
         switch config(mac) {
         case .answer(let response): return response
         case .found(let c):
-            guard c.mode == .boot, let text = try? c.cmdline(reportURL: reportURL(base, c.mac)) else {
-                return .text(404, "\(c.mac) boots from disk (mode: exit)\n")
+            guard c.mode == .boot else { return .text(404, "\(c.mac) boots from disk (mode: exit)\n") }
+            do throws(RenderError) { return .text(200, try publicCmdline(c, r, base: base) + "\n") } catch {
+                return .text(503, error.reason + "\n")
             }
-            return .text(200, text + "\n")
         }
     }
 
@@ -123,14 +141,49 @@ struct BootServer: Sendable {
         switch config(mac) {
         case .answer(let response): return response
         case .found(let c):
-            guard c.mode == .boot, let release = c.release, let text = try? c.cmdline(reportURL: reportURL(base, c.mac)) else {
-                return .text(404, "\(c.mac) boots from disk (mode: exit)\n")
-            }
+            guard c.mode == .boot, let release = c.release else { return .text(404, "\(c.mac) boots from disk (mode: exit)\n") }
+            let text: String
+            do throws(RenderError) { text = try publicCmdline(c, r, base: base) } catch { return .text(503, error.reason + "\n") }
             state.countBoot(c.mac)
             let body: [String: Any] = ["kernel": "\(base)/assets/\(release.kernel)", "initrd": ["\(base)/assets/\(release.initrd)"], "cmdline": text]
             let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
             return HTTPServerResponse(status: 200, headers: [("Content-Type", "application/json")], body: .bytes(Array(data)))
         }
+    }
+
+    /// The cmdline a script or plain answer may carry for `c` (see `HostBootConfig.publicCmdline`).
+    private func publicCmdline(_ c: HostBootConfig, _ r: HTTPServerRequest, base: String) throws(RenderError) -> String {
+        try c.publicCmdline(reportURL: reportURL(base, c.mac), endpoint: tls.flatMap { $0.endpoint(for: r) })
+    }
+
+    /// `/v1/config/MAC`: the host's full Wyrcan parameters, secrets included — over TLS only.
+    private func hostConfig(_ r: HTTPServerRequest, mac: String) -> HTTPServerResponse {
+        guard r.isTLS, let endpoint = tls?.endpoint(for: r) else {
+            return .text(403, "/v1/config carries the host's secrets: ask the HTTPS listener (wyr.server=https://…)\n")
+        }
+        switch config(mac) {
+        case .answer(let response): return response
+        case .found(let c):
+            guard c.mode == .boot else { return .text(200, "wyr.mode=exit\n") }
+            do throws(RenderError) {
+                let text = try c.cmdline(reportURL: reportURL(endpoint.url, c.mac))
+                state.countBoot(c.mac)
+                return HTTPServerResponse(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")],
+                                          body: .bytes(Array((text + "\n").utf8)))
+            } catch {
+                return .text(500, "cannot render \(c.mac)\n")
+            }
+        }
+    }
+
+    /// `/boot.efi`: the default release's UKI, for a DHCP boot URL that names no host.
+    private func bootEFI(_ r: HTTPServerRequest) -> HTTPServerResponse {
+        let inventory = store.inventory
+        let name = inventory.defaults.release ?? (inventory.releases.count == 1 ? inventory.releases.keys.first : nil)
+        guard let name, let efi = inventory.releases[name]?.efi else {
+            return .text(404, "no UKI: give the default release an efi: file in the inventory\n")
+        }
+        return assets.respond(r, relative: efi)
     }
 
     private func report(_ r: HTTPServerRequest, mac text: String) -> HTTPServerResponse {
@@ -171,6 +224,20 @@ struct BootServer: Sendable {
         }
         let data = (try? JSONSerialization.data(withJSONObject: ["hosts": list], options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])) ?? Data()
         return HTTPServerResponse(status: 200, headers: [("Content-Type", "application/json")], body: .bytes(Array(data)))
+    }
+}
+
+/// The HTTPS listener as machines see it: where `wyr.server` points, and its key's pin.
+struct TLSListener: Sendable {
+    var port: UInt16
+    var pin: String
+    /// `--server-url`; nil derives `https://HOST:PORT` from the request's Host header.
+    var publicURL: String?
+
+    func endpoint(for request: HTTPServerRequest) -> ConfigEndpoint? {
+        if let publicURL { return ConfigEndpoint(url: publicURL, pin: pin) }
+        guard let host = BootServer.requestHost(request) else { return nil }
+        return ConfigEndpoint(url: "https://\(host):\(port)", pin: pin)
     }
 }
 

@@ -11,7 +11,7 @@ final class FleetState: Sendable {
         var count: Int
     }
 
-    static let stages: Set<String> = ["booting", "network", "pulling", "converted", "kexec", "failure", "efi"]
+    static let stages: Set<String> = ["booting", "network", "pulling", "converted", "kexec", "exit", "failure", "efi"]
     static let maximumHosts = 100_000
 
     private let reports = Locked<[String: Report]>([:])

@@ -1,0 +1,115 @@
+import WyrcanChain
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One try at booting: network → parameters from the fleet server → the image (or the local
+/// disk) → kexec. Returns only by throwing; each failure is reported (`wyr.report`) before it is.
+final class BootAttempt {
+    var args: WyrcanArgs
+    var reporter: Reporter
+    /// The interface that got an address first: its MAC names this machine to the server.
+    var link: NetworkSetup.Link?
+    /// The parameters came (partly) from `wyr.server`.
+    var fetchedFromServer = false
+
+    init(args: WyrcanArgs) {
+        self.args = args
+        reporter = Reporter(url: args.reportURL)
+    }
+
+    func run() throws(BootAgent.BootFailure) {
+        reporter.send("booting", image: args.image?.description)
+        do throws(BootAgent.BootFailure) {
+            try bringUpNetwork()
+            try fetchParameters()
+            guard let image = args.image else {
+                throw BootAgent.BootFailure(description: "wyr.server=\(args.server ?? ""): the answer names no image (wyr.img) for this machine", retryable: false)
+            }
+            if args.mode == .exit { try bootFromDisk() }
+            let artifacts = try pullAndConvert(image)
+            try kexec(into: image, artifacts)
+        } catch {
+            reporter.send("failure", detail: error.description, image: args.image?.description)
+            throw error
+        }
+    }
+
+    private func bringUpNetwork() throws(BootAgent.BootFailure) {
+        Console.stage("Bringing up the network")
+        let up = NetworkSetup(config: args.network).bringUp()
+        guard let first = up.first else {
+            throw BootAgent.BootFailure(description: "no network link got an address (check the cable, DHCP, or wyr.net.* settings)")
+        }
+        link = first
+        reporter.send("network", image: args.image?.description)
+    }
+
+    /// `wyr.server` (this machine's config, by MAC, over TLS), then `wyr.extra_args_url`.
+    private func fetchParameters() throws(BootAgent.BootFailure) {
+        if args.server != nil {
+            try merge(try fetchServerConfig(), from: "wyr.server")
+            fetchedFromServer = true
+        }
+        if let url = args.extraArgsURL { try merge(try fetchExtraArgs(url), from: "wyr.extra_args_url") }
+    }
+
+    private func fetchServerConfig() throws(BootAgent.BootFailure) -> WyrcanArgs {
+        let server: ConfigServer
+        do { server = try ConfigServer(args: args) } catch { throw BootAgent.BootFailure(description: error.description, retryable: false) }
+        guard let link, let mac = MACAddress(link.mac) else {
+            throw BootAgent.BootFailure(description: "wyr.server=\(server.url): the link that got an address has no MAC address")
+        }
+        Console.stage("Getting this machine's parameters from \(server.configURL(for: mac))")
+        let fetched: WyrcanArgs
+        do {
+            fetched = try server.fetch(for: mac, client: try HTTPClient())
+        } catch let error as ConfigServerError {
+            throw BootAgent.BootFailure(description: error.description, retryable: error.isTransient)
+        } catch {
+            throw BootAgent.BootFailure(description: "wyr.server=\(server.url): \(error)")
+        }
+        // Reports go to the server the same way (its CA or key), when they go to it.
+        if let url = fetched.reportURL, url.hasPrefix(server.url + "/") { reporter = Reporter(url: url, options: server.options) }
+        return fetched
+    }
+
+    /// `wyr.extra_args_url`: more parameters (S3 secrets, volumes), never printed.
+    private func fetchExtraArgs(_ url: String) throws(BootAgent.BootFailure) -> WyrcanArgs {
+        Console.stage("Getting extra parameters from \(url)")
+        var options = HTTPOptions()
+        options.timeoutSeconds = 30
+        options.maximumBufferedBytes = ConfigServer.maximumAnswerBytes
+        let response: HTTPResponse
+        do throws(CurlError) { response = try HTTPClient().send(HTTPRequest(url: url, options: options)) } catch {
+            throw BootAgent.BootFailure(description: "wyr.extra_args_url: \(error)", retryable: error.isTransient)
+        }
+        guard response.status == 200 else { throw BootAgent.BootFailure(description: "wyr.extra_args_url: \(url) answered HTTP \(response.status)") }
+        do throws(ConfigServerError) { return try ConfigServer.parse(response.body, server: url) } catch {
+            throw BootAgent.BootFailure(description: "wyr.extra_args_url: \(error.description)", retryable: false)
+        }
+    }
+
+    private func merge(_ fetched: WyrcanArgs, from source: String) throws(BootAgent.BootFailure) {
+        do throws(CmdlineError) { try args.merge(fetched: fetched) } catch {
+            throw BootAgent.BootFailure(description: "\(source): \(error.description)", retryable: false)
+        }
+        if reporter.url == nil, let url = args.reportURL { reporter = Reporter(url: url) }
+        Console.detail("\(fetched.image.map { "image \($0), " } ?? "")\(fetched.args.count) wyr.arg(s), \(fetched.s3.count) S3 alias(es), \(fetched.volumes.count) volume(s) merged")
+    }
+
+    /// `wyr.mode=exit`: the next boot from the local disk (EFI `BootNext`), now.
+    private func bootFromDisk() throws(BootAgent.BootFailure) -> Never {
+        Console.stage("This machine boots from its local disk")
+        let manager = EFIBootManager()
+        do throws(EFIBootManager.BootManagerError) {
+            let entry = try manager.diskEntry()
+            try manager.setBootNext(entry.number)
+            Console.detail("BootNext = \(entry.name) (\(Message.quoted(entry.description, limit: 60)))")
+            reporter.send("exit", detail: "BootNext=\(entry.name)")
+        } catch {
+            throw BootAgent.BootFailure(description: "wyr.mode=exit: \(error.description)", retryable: false)
+        }
+        BootAgent.rebootAfter(seconds: 1)
+    }
+}
