@@ -118,6 +118,8 @@ import WyrcanHTTP
     /// Device paths: a PCI node then MAC (3/11) for PXE, a hard drive (4/1) for a disk, then the end.
     static let pxePath: [UInt8] = [1, 1, 6, 0, 0, 2] + [3, 11, 37, 0] + [UInt8](repeating: 0, count: 33) + [0x7F, 0xFF, 4, 0]
     static let diskPath: [UInt8] = [1, 1, 6, 0, 0, 3] + [4, 1, 42, 0] + [UInt8](repeating: 0, count: 38) + [0x7F, 0xFF, 4, 0]
+    /// The firmware's own setup screen: FvName (4/7) / FvFileName (4/6).
+    static let firmwarePath: [UInt8] = [4, 7, 20, 0] + [UInt8](repeating: 1, count: 16) + [4, 6, 20, 0] + [UInt8](repeating: 2, count: 16) + [0x7F, 0xFF, 4, 0]
 
     func write(_ dir: String, _ name: String, _ data: [UInt8]) throws {
         try Data([7, 0, 0, 0] + data).write(to: URL(fileURLWithPath: "\(dir)/\(name)-\(EFIBootManager.globalGUID)"))
@@ -126,8 +128,9 @@ import WyrcanHTTP
     @Test func theFirstActiveNonNetworkEntryAfterTheCurrentOneIsChosen() throws {
         let dir = try freshTemporaryDirectory("wyrcan-efi-boot")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write(dir, "BootOrder", [0x01, 0, 0x99, 0, 0x02, 0, 0x03, 0, 0x04, 0])
+        try write(dir, "BootOrder", [0x00, 0, 0x01, 0, 0x99, 0, 0x02, 0, 0x03, 0, 0x04, 0])
         try write(dir, "BootCurrent", [0x99, 0])
+        try write(dir, "Boot0000", Self.loadOption("UiApp", path: Self.firmwarePath))
         try write(dir, "Boot0001", Self.loadOption("UEFI PXEv4 (MAC:525400123456)", path: Self.pxePath))
         try write(dir, "Boot0099", Self.loadOption("HTTP boot", path: Self.diskPath))
         try write(dir, "Boot0002", Self.loadOption("Old disk", active: false, path: Self.diskPath))

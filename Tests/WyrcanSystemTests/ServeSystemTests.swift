@@ -141,10 +141,11 @@ import Testing
     /// TLS listeners checked with openssl s_client: what each profile accepts and refuses.
     @Test func tlsProfiles() throws {
         let pki = try TestPKI()
-        let httpsModern = Sys.freePort(), httpsCompat = Sys.freePort()
+        let httpsModern = Sys.freePort(), httpsCompat = Sys.freePort(), httpsUEFI = Sys.freePort()
         let modern = try Server(name: "tls-modern", extra: ["--https", "127.0.0.1:\(httpsModern)", "--tls-profile", "modern", "--cert", pki.serverCert, "--key", pki.serverKey])
         let compat = try Server(name: "tls-compat", extra: ["--https", "127.0.0.1:\(httpsCompat)", "--tls-profile", "ipxe-compat", "--cert", pki.serverCert, "--key", pki.serverKey])
-        _ = (modern, compat)
+        let uefi = try Server(name: "tls-uefi", extra: ["--https", "127.0.0.1:\(httpsUEFI)", "--tls-profile", "uefi", "--cert", pki.serverCert, "--key", pki.serverKey])
+        _ = (modern, compat, uefi)
         func handshake(_ port: UInt16, _ options: String) throws -> Bool {
             let r = try Sys.sh("echo | timeout 10 openssl s_client -connect 127.0.0.1:\(port) -CAfile \(pki.caCert) \(options) 2>&1")
             return r.stdout.contains("Verify return code: 0 (ok)") && !r.stdout.contains("Cipher is (NONE)")
@@ -158,6 +159,17 @@ import Testing
         #expect(try handshake(httpsCompat, "-tls1_2 -cipher AES256-SHA256"))
         #expect(try handshake(httpsCompat, "-tls1_3"))
         #expect(try !handshake(httpsCompat, "-tls1_1 -cipher DEFAULT@SECLEVEL=0"))
+        // uefi: what edk2 offers (DHE-RSA, AES-GCM; no ECDHE, no groups of its own) and modern's
+        // suites — not CBC, not the RSA key exchange, not TLS 1.1.
+        #expect(try handshake(httpsUEFI, "-tls1_2 -cipher DHE-RSA-AES256-GCM-SHA384"))
+        #expect(try handshake(httpsUEFI, "-tls1_2 -cipher DHE-RSA-AES128-GCM-SHA256 -groups P-256"))
+        #expect(try handshake(httpsUEFI, "-tls1_3"))
+        #expect(try handshake(httpsUEFI, "-tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256"))
+        #expect(try !handshake(httpsUEFI, "-tls1_2 -cipher DHE-RSA-AES256-SHA256"))
+        #expect(try !handshake(httpsUEFI, "-tls1_2 -cipher AES256-GCM-SHA384"))
+        #expect(try !handshake(httpsUEFI, "-tls1_2 -cipher AES128-SHA256"))
+        #expect(try !handshake(httpsUEFI, "-tls1_1 -cipher DEFAULT@SECLEVEL=0"))
+        #expect(try !handshake(httpsModern, "-tls1_2 -cipher DHE-RSA-AES256-GCM-SHA384"))
         // Real requests over both.
         let body = try Sys.sh("curl -s --cacert \(pki.caCert) https://127.0.0.1:\(httpsModern)/healthz").stdout
         #expect(body == "ok\n")

@@ -106,6 +106,32 @@ enum Sys {
         return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// Runs `executable` until its `console` file shows any of `until` (then stops it, by PID),
+    /// it exits, or `timeout` seconds pass; returns the console text.
+    static func runUntil(_ executable: String, _ arguments: [String], console: String, until: [String], timeout: Double) throws -> String {
+        try? FileManager.default.removeItem(atPath: console)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = arguments
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        defer {
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+            p.waitUntilExit()
+        }
+        func text() -> String { (try? String(contentsOfFile: console, encoding: .utf8)) ?? "" }
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline {
+            if until.contains(where: text().contains) {
+                usleep(500_000)  // (the rest of that line)
+                break
+            }
+            usleep(250_000)
+        }
+        return text()
+    }
+
     static func waitFor(_ what: String, seconds: Double = 20, _ ready: () -> Bool) throws {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {

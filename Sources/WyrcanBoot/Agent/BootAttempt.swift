@@ -23,10 +23,10 @@ final class BootAttempt {
         do throws(BootAgent.BootFailure) {
             try bringUpNetwork()
             try fetchParameters()
+            if args.mode == .exit { try bootFromDisk() }
             guard let image = args.image else {
                 throw BootAgent.BootFailure(description: "wyr.server=\(args.server ?? ""): the answer names no image (wyr.img) for this machine", retryable: false)
             }
-            if args.mode == .exit { try bootFromDisk() }
             let artifacts = try pullAndConvert(image)
             try kexec(into: image, artifacts)
         } catch {

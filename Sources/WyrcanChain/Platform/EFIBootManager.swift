@@ -1,7 +1,8 @@
 /// The firmware's boot entries (UEFI's global `Boot####`, `BootOrder`, `BootCurrent`,
 /// `BootNext` variables in efivarfs), for `wyr.mode=exit`: the next boot, once, from the first
-/// entry in `BootOrder` that is active, is not the entry this boot came from and does not boot
-/// from the network (which would only bring the machine back here).
+/// entry in `BootOrder` that boots a device — active, not hidden, not an application of the
+/// firmware's own (its setup screen, its shell), not the entry this boot came from and not a
+/// network boot (which would only bring the machine back here).
 public struct EFIBootManager: Sendable {
     public static let globalGUID = "8be4df61-93ca-11d2-aa0d-00e098032b8c"
     /// NON_VOLATILE | BOOTSERVICE_ACCESS | RUNTIME_ACCESS
@@ -15,8 +16,15 @@ public struct EFIBootManager: Sendable {
         public var number: UInt16
         public var description: String
         public var isActive: Bool
+        /// Hidden, or of the application category (not part of the boot sequence).
+        public var isHidden: Bool
         /// Its device path has a network node (MAC, IPv4, IPv6, URI): PXE or HTTP boot.
         public var bootsFromNetwork: Bool
+        /// Its device path is a file in the firmware's own volume (the setup screen, a shell).
+        public var isFirmwareApplication: Bool
+
+        /// A device this machine could boot from instead of the network.
+        public var bootsALocalDevice: Bool { isActive && !isHidden && !bootsFromNetwork && !isFirmwareApplication }
         public var name: String { Self.name(number) }
         static func name(_ number: UInt16) -> String { "Boot" + String(number, radix: 16, uppercase: true).zeroPadded(to: 4) }
     }
@@ -32,7 +40,7 @@ public struct EFIBootManager: Sendable {
             switch self {
             case .unavailable(let directory): return "EFI variables are not available (\(directory) is missing: not booted with EFI?); wyr.mode=exit needs EFI"
             case .noBootOrder: return "the firmware has no BootOrder: no boot entry to leave to"
-            case .noDiskEntry(let tried): return "no boot entry to leave to in BootOrder (\(tried.isEmpty ? "empty" : tried.joined(separator: ", "))): each is this boot's own, inactive or a network boot"
+            case .noDiskEntry(let tried): return "no boot entry to leave to in BootOrder (\(tried.isEmpty ? "empty" : tried.joined(separator: ", "))): each is this boot's own, inactive, hidden, the firmware's own or a network boot"
             case .file(let e): return e.description
             case .system(let e): return e.description
             }
@@ -77,6 +85,7 @@ public struct EFIBootManager: Sendable {
         }
         let description = String(decoding: units, as: UTF16.self)
         var network = false
+        var firmware = false
         var node = offset
         let end = min(bytes.count, offset + pathLength)
         while node + 4 <= end {
@@ -85,10 +94,14 @@ public struct EFIBootManager: Sendable {
             if type == 0x7F && subtype == 0xFF { break }
             // Messaging device path: MAC (11), IPv4 (12), IPv6 (13), URI (24).
             if type == 3 && [11, 12, 13, 24].contains(subtype) { network = true }
+            // Media device path: PIWG firmware file (6) or volume (7).
+            if type == 4 && (subtype == 6 || subtype == 7) { firmware = true }
             guard length >= 4 else { break }
             node += length
         }
-        return Entry(number: number, description: description, isActive: attributes & 1 != 0, bootsFromNetwork: network)
+        // LOAD_OPTION_ACTIVE 0x1, LOAD_OPTION_HIDDEN 0x8, LOAD_OPTION_CATEGORY 0x1F00 (0: boot).
+        return Entry(number: number, description: description, isActive: attributes & 0x1 != 0,
+                     isHidden: attributes & 0x8 != 0 || attributes & 0x1F00 != 0, bootsFromNetwork: network, isFirmwareApplication: firmware)
     }
 
     /// The entry `wyr.mode=exit` leaves to.
@@ -100,7 +113,7 @@ public struct EFIBootManager: Sendable {
         var tried: [String] = []
         for number in order where number != current {
             guard let entry = try entry(number) else { continue }
-            if entry.isActive && !entry.bootsFromNetwork { return entry }
+            if entry.bootsALocalDevice { return entry }
             tried.append("\(entry.name) \(Message.quoted(entry.description, limit: 40))")
         }
         throw .noDiskEntry(tried: tried)
