@@ -1,5 +1,5 @@
 # Wyrcan: the two set-up commands of README, plus the usual build targets.
-.PHONY: demo demo-chain test build release clean
+.PHONY: demo demo-chain demo-uefi test build release clean
 
 demo:
 	scripts/demo
@@ -7,6 +7,10 @@ demo:
 # The chained self-upgrade variant: Wyrcan boots a newer Wyrcan (from the registry), which boots the container.
 demo-chain:
 	scripts/demo --chain
+
+# No iPXE: the VM's UEFI firmware HTTPS-boots the Wyrcan UKI, which gets its parameters over TLS.
+demo-uefi:
+	scripts/demo --uefi
 
 test:
 	scripts/test

@@ -37,11 +37,23 @@ struct Plan: ParsableCommand {
                                    machine's, e.g. linux/amd64).
               wyr.rescue           After the last failed attempt, open a shell on the console
                                    instead of rebooting (wyr.rescue=0 turns it off again).
-              wyr.report=URL       POST boot progress (pulling, converted, kexec, failure) to URL,
-                                   e.g. wyrcan-serve's http://SERVER/v1/report/MAC.
-              wyr.volume=NAME,mirror=ALIAS/BUCKET[/PREFIX][,pull_on=boot][,push_on=changes|
+              wyr.report=URL       POST boot progress (booting, network, pulling, converted, kexec,
+                                   exit, failure) to URL, e.g. wyrcan-serve's
+                                   https://SERVER/v1/report/MAC.
+              wyr.server=https://SERVER[:PORT]
+                                   After network-up, get this machine's parameters (image, args,
+                                   volumes, secrets) from SERVER/v1/config/MAC over TLS, trusting
+                                   only the CA baked into the initramfs (scripts/build-uki
+                                   --server-ca) or wyr.server_pin. http:// only with wyr.insecure.
+              wyr.server_pin=sha256//BASE64[;sha256//BASE64...]
+                                   The config server's public key (curl --pinnedpubkey's syntax).
+              wyr.mode=boot|exit   exit: boot the local disk instead (EFI BootNext), as the fleet
+                                   server's mode: exit says.
+              wyr.volume=NAME[,mirror=ALIAS/BUCKET[/PREFIX]][,pull_on=boot][,push_on=changes|
                 shutdown|periodic|boot][,overwrite][,remove][,exclude=GLOB][,path=/DIR]
-                                   A volume synced with S3 (boot2container's b2c.volume also works).
+                [,expiration=never|shutdown]
+                                   A volume, synced with S3 when it has a mirror (boot2container's
+                                   b2c.volume also works).
               wyr.s3=ALIAS,URL,ACCESS_KEY,SECRET_KEY
                                    An S3 endpoint for volume mirrors (b2c.minio also works).
               wyr.cache=auto|/dev/DISK[,format]

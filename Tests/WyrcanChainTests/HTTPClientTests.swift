@@ -135,6 +135,8 @@ import WyrcanHTTP
                                      "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
         let der = try run("/usr/bin/openssl", ["pkey", "-in", key, "-pubout", "-outform", "DER"])
         let pin = "sha256//" + Data(try Digester.hash(.sha256, der)).base64EncodedString()
+        // The server's own pin (wyrcan-serve's wyr.server_pin), from the certificate alone.
+        #expect(try PublicKeyPin.of(certificatePEM: String(contentsOfFile: cert, encoding: .utf8)) == pin)
         let tls = HTTPServer.TLS(certificatePEM: try String(contentsOfFile: cert, encoding: .utf8),
                                  keyPEM: try String(contentsOfFile: key, encoding: .utf8), priorities: "NORMAL")
         return (try echoServer(tls: tls), cert, pin)

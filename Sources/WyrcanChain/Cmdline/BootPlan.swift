@@ -20,7 +20,7 @@ public struct BootPlan: Sendable {
         for key in args.unknownKeys {
             warnings.append("\(key): not a Wyrcan parameter; ignored")
         }
-        if args.image == nil && !args.args.isEmpty {
+        if args.image == nil && !args.args.isEmpty && args.server == nil {
             warnings.append("wyr.arg is given but wyr.img is not: the args apply only to a config stored in EFI")
         }
         if args.efi == .write && args.image == nil {
@@ -67,6 +67,10 @@ public struct BootPlan: Sendable {
         public var s3: [S3]
         public var cache: String?
         public var extraArgsURL: String?
+        /// `wyr.server` (its key pin, if any, is not a secret: shown too).
+        public var server: String?
+        public var serverPin: String?
+        public var mode: String
         public var insecureRegistries: [String]
         public var platform: String?
         public var rescue: Bool
@@ -92,6 +96,9 @@ public struct BootPlan: Sendable {
             s3: args.s3.map { Document.S3(alias: $0.alias, url: $0.url, accessKey: $0.accessKey) },
             cache: args.cache?.rendered,
             extraArgsURL: args.extraArgsURL,
+            server: args.server,
+            serverPin: args.serverPin,
+            mode: args.mode.rawValue,
             insecureRegistries: args.insecureRegistries,
             platform: (args.platform ?? .current).description,
             rescue: args.rescue,
@@ -115,6 +122,8 @@ public struct BootPlan: Sendable {
         var out: [String] = []
         if let image = args.image {
             out.append("Image:     \(image)")
+        } else if let server = args.server {
+            out.append("Image:     (from \(server)/v1/config/MAC after network-up)")
         } else {
             out.append("Image:     (none on the cmdline: the config stored in EFI is used, if any)")
         }
@@ -166,6 +175,11 @@ public struct BootPlan: Sendable {
                 out.append("Cache:     \(path)\(cache.format ? " (formatted ext4 if blank)" : ""); volumes live on it at \(CacheSpec.mountPoint)/volumes/NAME")
             }
         }
+        if let server = args.server {
+            let trust = args.serverPin.map { "the key \($0)" } ?? "the CA baked into the initramfs (\(ConfigServer.bakedCAFile))"
+            out.append("Server:    \(server)/v1/config/MAC gives this machine's parameters, over TLS, trusted by \(trust); merged, never printed")
+        }
+        if args.mode == .exit { out.append("Mode:      exit: the next boot is the local disk's (EFI BootNext)") }
         if let url = args.extraArgsURL {
             out.append("Extra args: fetched from \(url) after network-up, merged, never printed")
         }

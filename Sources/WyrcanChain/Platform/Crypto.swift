@@ -99,19 +99,23 @@ public enum PublicKeyPin {
     }
 
     static func subjectPublicKeyInfo(certificatePEM: String) throws(CryptoError) -> [UInt8] {
+        // BIO_new_mem_buf reads the bytes in place: the whole read happens while they are pinned.
         let bytes = Array(certificatePEM.utf8)
-        guard let bio = bytes.withUnsafeBytes({ BIO_new_mem_buf($0.baseAddress, Int32($0.count)) }) else { throw .last("BIO_new_mem_buf") }
-        defer { BIO_free(bio) }
-        guard let certificate = PEM_read_bio_X509(bio, nil, nil, nil) else { throw .last("PEM_read_bio_X509") }
-        defer { X509_free(certificate) }
-        guard let key = X509_get0_pubkey(certificate) else { throw .last("X509_get0_pubkey") }
-        let length = i2d_PUBKEY(key, nil)
-        guard length > 0 else { throw .last("i2d_PUBKEY") }
-        var der = [UInt8](repeating: 0, count: Int(length))
-        der.withUnsafeMutableBufferPointer { buffer in
-            var cursor: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
-            _ = i2d_PUBKEY(key, &cursor)
+        let result: Result<[UInt8], CryptoError> = bytes.withUnsafeBytes { buffer in
+            guard let bio = BIO_new_mem_buf(buffer.baseAddress, Int32(buffer.count)) else { return .failure(.last("BIO_new_mem_buf")) }
+            defer { BIO_free(bio) }
+            guard let certificate = PEM_read_bio_X509(bio, nil, nil, nil) else { return .failure(.last("PEM_read_bio_X509")) }
+            defer { X509_free(certificate) }
+            guard let key = X509_get0_pubkey(certificate) else { return .failure(.last("X509_get0_pubkey")) }
+            let length = i2d_PUBKEY(key, nil)
+            guard length > 0 else { return .failure(.last("i2d_PUBKEY")) }
+            var der = [UInt8](repeating: 0, count: Int(length))
+            der.withUnsafeMutableBufferPointer { out in
+                var cursor: UnsafeMutablePointer<UInt8>? = out.baseAddress
+                _ = i2d_PUBKEY(key, &cursor)
+            }
+            return .success(der)
         }
-        return der
+        return try result.get()
     }
 }
