@@ -81,7 +81,7 @@ let package = Package(
         .testTarget(name: "WyrcanServeTests", dependencies: ["WyrcanServe", "WyrcanChain"]),
         // Real peers on loopback: docker-registry, umoci, skopeo, an unreliable registry.
         .testTarget(
-            name: "WyrcanSystemTests", dependencies: ["WyrcanChain", "WyrcanBoot", "WyrcanServe"],
+            name: "WyrcanSystemTests", dependencies: ["WyrcanChain", "WyrcanHTTP", "WyrcanBoot", "WyrcanServe"],
             exclude: ["../Fixtures"]),
     ]
 )

@@ -54,49 +54,6 @@ import WyrcanHTTP
         #expect(pinned.options.pinnedPublicKey == Self.pin && pinned.options.caFile == nil && pinned.options.httpsOnly)
     }
 
-    /// A server answering /v1/config/MAC with `answer`, over TLS with a fresh certificate.
-    static func configServer(in dir: String, answer: String) throws -> (HTTPServer, cert: String, pin: String) {
-        let key = dir + "/key.pem", cert = dir + "/cert.pem"
-        try HTTPClientTests.run("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-                                                     "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
-        let pem = try String(contentsOfFile: cert, encoding: .utf8)
-        let tls = HTTPServer.TLS(certificatePEM: pem, keyPEM: try String(contentsOfFile: key, encoding: .utf8), priorities: "NORMAL")
-        let server = try HTTPServer(.init(tls: tls)) { request in
-            request.path == "/v1/config/52:54:00:12:34:56" ? .text(200, answer) : .text(404, "52:54:00:12:34:57 is not in the inventory\n")
-        }
-        return (server, cert, try PublicKeyPin.of(certificatePEM: pem))
-    }
-
-    @Test func fetchTrustsTheCAOrThePinAndNothingElse() throws {
-        let dir = try freshTemporaryDirectory("wyrcan-config-server")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let (server, cert, pin) = try Self.configServer(in: dir, answer: "# this host\nwyr.img=r.io/os wyr.s3=store,http://s3,AK,TOPSECRET\n")
-        defer { server.stop() }
-        try FileManager.default.createDirectory(atPath: dir + "/other", withIntermediateDirectories: true)
-        let (other, otherCert, otherPin) = try Self.configServer(in: dir + "/other", answer: "")
-        other.stop()
-        let url = "https://127.0.0.1:\(server.port)"
-        let mac = MACAddress("52:54:00:12:34:56")!
-        let client = try HTTPClient()
-
-        let byCA = try ConfigServer(args: WyrcanArgs(parsing: "wyr.server=\(url)"), caFile: cert).fetch(for: mac, client: client)
-        #expect(byCA.image?.description == "r.io/os:latest" && byCA.s3.first?.secretKey == "TOPSECRET")
-        let byPin = try ConfigServer(args: WyrcanArgs(parsing: "wyr.server=\(url) wyr.server_pin=\(pin)"), caFile: nil).fetch(for: mac, client: client)
-        #expect(byPin.image != nil)
-
-        func refusal(_ cmdline: String, caFile: String?) throws -> ConfigServerError? {
-            let server = try ConfigServer(args: WyrcanArgs(parsing: cmdline), caFile: caFile)
-            do { _ = try server.fetch(for: mac, client: client) } catch { return error }
-            return nil
-        }
-        let wrongCA = try #require(try refusal("wyr.server=\(url)", caFile: otherCert))
-        #expect(wrongCA.description.hasPrefix("wyr.server=\(url): the server's certificate is not trusted by the CA in \(otherCert)") && !wrongCA.isTransient, "\(wrongCA)")
-        let wrongPin = try #require(try refusal("wyr.server=\(url) wyr.server_pin=\(otherPin)", caFile: nil))
-        #expect(wrongPin.description == "wyr.server=\(url): the server's public key is not the one in wyr.server_pin; refusing it", "\(wrongPin)")
-        let unknown = try ConfigServer(args: WyrcanArgs(parsing: "wyr.server=\(url)"), caFile: cert)
-        #expect(throws: ConfigServerError.self) { try unknown.fetch(for: MACAddress("52:54:00:12:34:57")!, client: client) }
-    }
-
     @Test func anInvalidAnswerNamesTheParameterNotItsValue() {
         do {
             _ = try ConfigServer.parse(Array("wyr.s3=store,http://s3,AK\nwyr.img=r/os".utf8), server: "https://s")

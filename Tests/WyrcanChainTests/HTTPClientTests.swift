@@ -127,56 +127,6 @@ import WyrcanHTTP
         #expect(HTTPResponse(status: 503, headers: [("retry-after", "soon")]).retryAfter == nil)
         #expect(HTTPResponse(status: 503).retryAfter == nil)
     }
-
-    /// A TLS listener with a fresh self-signed certificate for 127.0.0.1; its files stay for the test.
-    static func tlsServer(in dir: String) throws -> (HTTPServer, cert: String, pin: String) {
-        let key = dir + "/key.pem", cert = dir + "/cert.pem"
-        try run("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-                                     "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
-        let der = try run("/usr/bin/openssl", ["pkey", "-in", key, "-pubout", "-outform", "DER"])
-        let pin = "sha256//" + Data(try Digester.hash(.sha256, der)).base64EncodedString()
-        // The server's own pin (wyrcan-serve's wyr.server_pin), from the certificate alone.
-        #expect(try PublicKeyPin.of(certificatePEM: String(contentsOfFile: cert, encoding: .utf8)) == pin)
-        let tls = HTTPServer.TLS(certificatePEM: try String(contentsOfFile: cert, encoding: .utf8),
-                                 keyPEM: try String(contentsOfFile: key, encoding: .utf8), priorities: "NORMAL")
-        return (try echoServer(tls: tls), cert, pin)
-    }
-
-    @discardableResult
-    static func run(_ tool: String, _ arguments: [String]) throws -> [UInt8] {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tool)
-        p.arguments = arguments
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw CocoaError(.executableLoad) }
-        return Array(data)
-    }
-
-    @Test func serversAreTrustedByCAOrByKeyPin() throws {
-        let dir = try freshTemporaryDirectory("wyrcan-http-tls")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let (server, cert, pin) = try Self.tlsServer(in: dir)
-        defer { server.stop() }
-        let client = try HTTPClient()
-        let url = "https://127.0.0.1:\(server.port)/hello"
-        // Unknown to the system's CAs: refused.
-        #expect(throws: CurlError.self) { try client.send(HTTPRequest(url: url)) }
-        #expect(try client.send(HTTPRequest(url: url, options: HTTPOptions().trusting(caFile: cert))).status == 200)
-        // The right key pinned, on top of the CA: accepted; another key: refused, whoever signed it.
-        #expect(try client.send(HTTPRequest(url: url, options: HTTPOptions().trusting(caFile: cert, pinnedPublicKey: pin))).status == 200)
-        let wrong = "sha256//" + Data(repeating: 1, count: 32).base64EncodedString()
-        do {
-            _ = try client.send(HTTPRequest(url: url, options: HTTPOptions().trusting(caFile: cert, pinnedPublicKey: wrong)))
-            Issue.record("a wrong pin was accepted")
-        } catch {
-            #expect(!error.isTransient)
-        }
-    }
 }
 
 @Suite struct RetryPolicyTests {

@@ -103,36 +103,4 @@ import Testing
         #expect(plan.text().contains("Cache:     /dev/vdb"))
         #expect(plan.document.cache == "/dev/vdb")
     }
-
-    /// Real filesystems made by e2fsprogs in image files: label and UUID as blkid reads them; a
-    /// zeroed file is blank; one with anything in its first MiB is not, and holds no ext filesystem.
-    @Test func readsTheSuperblock() throws {
-        let dir = try FileSystem.temporaryDirectory()
-        defer { FileSystem.removeTree(dir) }
-        let image = dir + "/cache.img"
-        try FileHandleFD.create(image).truncate(to: 16 << 20)
-        #expect(try BlockDevice(path: image).isBlank())
-        #expect(try BlockDevice(path: image).extFilesystem() == nil)
-        _ = try shell("/sbin/mke2fs -q -F -t ext4 -L WYRCAN_CACHE '\(image)'")
-        let fs = try #require(try BlockDevice(path: image).extFilesystem())
-        #expect(fs.label == "WYRCAN_CACHE")
-        #expect(fs.uuid == (try shell("/sbin/blkid -o value -s UUID '\(image)'")).trimmingCharacters(in: .whitespacesAndNewlines))
-        #expect(try !BlockDevice(path: image).isBlank())
-
-        let other = dir + "/other.img"
-        let file = try FileHandleFD.create(other)
-        try file.truncate(to: 4 << 20)
-        _ = lseek(file.fd, 4096, SEEK_SET)
-        try file.write(Array("SWAPSPACE2".utf8))
-        #expect(try !BlockDevice(path: other).isBlank())
-        #expect(try BlockDevice(path: other).extFilesystem() == nil)
-
-        // Zeros at the start but a backup GPT (or RAID superblock) at the end: not blank.
-        let tail = dir + "/tail.img"
-        let t = try FileHandleFD.create(tail)
-        try t.truncate(to: 8 << 20)
-        _ = lseek(t.fd, (8 << 20) - 512, SEEK_SET)
-        try t.write(Array("EFI PART".utf8))
-        #expect(try !BlockDevice(path: tail).isBlank())
-    }
 }

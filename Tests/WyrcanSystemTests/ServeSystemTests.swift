@@ -176,4 +176,10 @@ import Testing
         let size = try Sys.sh("curl -s --tlsv1.2 --tls-max 1.2 --ciphers AES128-SHA256 --cacert \(pki.caCert) -o /dev/null -w '%{size_download}' https://127.0.0.1:\(httpsCompat)/assets/wyrcan/1/wyrcan.kernel").stdout
         #expect(size == "1000000")
     }
+
+    /// examples/dhcp/dnsmasq.conf is a configuration dnsmasq takes.
+    @Test func theDnsmasqSnippetIsValid() throws {
+        let r = try Sys.run("/usr/sbin/dnsmasq", ["--test", "-C", Sys.root + "/examples/dhcp/dnsmasq.conf"])
+        #expect(r.status == 0 && r.stderr.contains("syntax check OK"), "\(r.stderr)")
+    }
 }
