@@ -75,13 +75,15 @@ let package = Package(
             ],
             path: "Sources/WyrcanServe"),
 
-        .testTarget(name: "WyrcanChainTests", dependencies: ["WyrcanChain", "WyrcanHTTP"]),
+        // What the test targets share: a tar writer for layers no ordinary tool writes.
+        .target(name: "WyrcanTestSupport", path: "Tests/Support"),
+        .testTarget(name: "WyrcanChainTests", dependencies: ["WyrcanChain", "WyrcanHTTP", "WyrcanTestSupport"]),
         // Runs the built executables as a user would; depending on them makes `swift test` build them.
         .testTarget(name: "WyrcanBootTests", dependencies: ["WyrcanChain", "WyrcanBoot", "WyrcanServe"]),
         .testTarget(name: "WyrcanServeTests", dependencies: ["WyrcanServe", "WyrcanChain"]),
         // Real peers on loopback: docker-registry, umoci, skopeo, an unreliable registry.
         .testTarget(
-            name: "WyrcanSystemTests", dependencies: ["WyrcanChain", "WyrcanHTTP", "WyrcanBoot", "WyrcanServe"],
+            name: "WyrcanSystemTests", dependencies: ["WyrcanChain", "WyrcanHTTP", "WyrcanBoot", "WyrcanServe", "WyrcanTestSupport"],
             exclude: ["../Fixtures"]),
     ]
 )

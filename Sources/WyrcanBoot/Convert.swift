@@ -54,6 +54,9 @@ struct Convert: ParsableCommand {
     @Option(help: ArgumentHelp("Try this mirror before the image's registry (repeatable).", valueName: "HOST[:PORT]"))
     var mirror: [String] = []
 
+    @Option(name: .customLong("max-unpacked"), help: ArgumentHelp("Refuse an image whose initrd unpacks to more than this (the booted machine holds it in RAM): bytes, or with K, M, G, T (default: this machine's RAM).", valueName: "SIZE"))
+    var maxUnpacked: String?
+
     @Flag(help: "No progress output.")
     var quiet = false
 
@@ -98,6 +101,20 @@ struct Convert: ParsableCommand {
             return (nil, value)
         }
         return (String(value[..<eq]), String(value[value.index(after: eq)...]))
+    }
+
+    /// `--max-unpacked`, or this machine's RAM.
+    func unpackedLimit() throws -> (bytes: Int64, source: String)? {
+        guard let text = maxUnpacked else {
+            return InitrdBuilder.unpackedLimitOfThisMachine(reserve: 0).map { ($0.bytes, $0.source + " (--max-unpacked SIZE for another)") }
+        }
+        let units: [Character: Int64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
+        let unit = text.last.flatMap { units[Character($0.uppercased())] }
+        guard let number = Int64(unit == nil ? text : String(text.dropLast())), number > 0,
+              number <= Int64.max / (unit ?? 1) else {
+            throw ValidationError("--max-unpacked \(text): give a size such as 8G, 512M or 1073741824")
+        }
+        return (number * (unit ?? 1), "given by --max-unpacked")
     }
 
     func convert() throws -> String {
@@ -157,9 +174,9 @@ struct Convert: ParsableCommand {
             staging.withLock { $0 } ? try InitrdBuilder.stage(layer: blob, index: index, in: work) : blob
         }
         let pulled = try puller.pull(location, workDirectory: work)
-        let artifacts = try InitrdBuilder(compression: compression, compressionLevel: level,
-                                          compressionThreads: threads ?? LinuxSystem.processorCount)
-            .build(layers: pulled.layers, outputDirectory: output, partialDirectory: work)
+        var builder = InitrdBuilder(compression: compression, compressionLevel: level, compressionThreads: threads ?? LinuxSystem.processorCount)
+        builder.unpackedLimit = try unpackedLimit()
+        let artifacts = try builder.build(layers: pulled.layers, outputDirectory: output, partialDirectory: work)
         if !quiet {
             printError("● Converted \(pulled.image.name): kernel \(TransferProgress.megabytes(artifacts.kernelBytes)), initrd \(TransferProgress.megabytes(artifacts.initrdBytes)) (\(compression.rawValue)), cmdline \"\(artifacts.cmdline)\"")
         }

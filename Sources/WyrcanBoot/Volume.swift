@@ -74,7 +74,7 @@ struct Volume: ParsableCommand {
             return try volumes.map { v in
                 guard let mirror = v.mirror else { throw ValidationError("volume \(v.name) has no mirror=ALIAS/BUCKET") }
                 guard let alias = args.s3.first(where: { $0.alias == mirror.alias }) else {
-                    throw ValidationError("volume \(v.name): S3 alias '\(mirror.alias)' is not defined (add --s3 \(mirror.alias),URL,KEY,SECRET)")
+                    throw ValidationError("volume \(v.name): S3 alias \(Message.quoted(mirror.alias)) is not defined (add --s3 \(mirror.alias),URL,KEY,SECRET)")
                 }
                 return (v, alias)
             }

@@ -94,14 +94,18 @@ public final class HTTPServer: @unchecked Sendable {
         public var port: UInt16
         public var threads: Int
         public var connectionLimit: Int
+        /// Connections one client address may hold at once (0: no limit), so that one machine
+        /// holding connections open cannot take them all.
+        public var perAddressLimit: Int
         public var maximumBodyBytes: Int
         public var tls: TLS?
         public init(host: String = "127.0.0.1", port: UInt16 = 0, threads: Int = 4, connectionLimit: Int = 4096,
-                    maximumBodyBytes: Int = 1 << 20, tls: TLS? = nil) {
+                    perAddressLimit: Int = 0, maximumBodyBytes: Int = 1 << 20, tls: TLS? = nil) {
             self.host = host
             self.port = port
             self.threads = threads
             self.connectionLimit = connectionLimit
+            self.perAddressLimit = perAddressLimit
             self.maximumBodyBytes = maximumBodyBytes
             self.tls = tls
         }
@@ -150,6 +154,7 @@ public final class HTTPServer: @unchecked Sendable {
         var options: [MHD_OptionItem] = [
             wyr_mhd_opt_uint(.THREAD_POOL_SIZE, UInt32(max(1, configuration.threads))),
             wyr_mhd_opt_uint(.CONNECTION_LIMIT, UInt32(configuration.connectionLimit)),
+            wyr_mhd_opt_uint(.PER_IP_CONNECTION_LIMIT, UInt32(configuration.perAddressLimit)),
             wyr_mhd_opt_uint(.CONNECTION_TIMEOUT, 60),
             wyr_mhd_opt_uint(.LISTEN_BACKLOG_SIZE, 1024),
             wyr_mhd_opt_completed({ _, _, requestContext, _ in

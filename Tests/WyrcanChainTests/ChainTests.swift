@@ -80,7 +80,7 @@ import Testing
             _ = try a.nextCmdline()
             Issue.record("accepted")
         } catch {
-            #expect(error.description.hasPrefix("chain stage 2: wyr.img: invalid image reference 'bad!'"), "\(error)")
+            #expect(error.description.hasPrefix("chain stage 2: wyr.img: invalid image reference \"bad!\""), "\(error)")
         }
     }
 

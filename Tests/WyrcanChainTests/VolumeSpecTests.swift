@@ -33,7 +33,7 @@ import Testing
         ("../x", "volume name"),
         ("v,mirror=s3", "ALIAS/BUCKET"),
         ("v,mirror=s3/B", "ALIAS/BUCKET"),
-        ("v,pull_on=never", "pull_on 'never'"),
+        ("v,pull_on=never", "pull_on \"never\""),
         ("v,push_on=boot", "need mirror"),
         ("v,path=relative", "absolute"),
         ("v,path=/a/../etc", "absolute"),

@@ -18,8 +18,9 @@ extension BootAttempt {
             Console.detail("manifest \(pulled.image.manifestDigest)")
             let started = TransferProgress.now()
             let inMemory = plenty.withLock { $0 }
-            let artifacts = try InitrdBuilder(compression: inMemory ? .none : .zstd)
-                .build(layers: pulled.layers, outputDirectory: work + "/out")
+            var builder = InitrdBuilder(compression: inMemory ? .none : .zstd)
+            builder.unpackedLimit = InitrdBuilder.unpackedLimitOfThisMachine()
+            let artifacts = try builder.build(layers: pulled.layers, outputDirectory: work + "/out")
             FileSystem.removeTree(work + "/pull")
             Console.detail("converted in \(TransferProgress.tenths(TransferProgress.now() - started)) s: kernel \(TransferProgress.megabytes(artifacts.kernelBytes)), initrd \(TransferProgress.megabytes(artifacts.initrdBytes))\(inMemory ? "" : " (zstd)")")
             reporter.send("converted", detail: "initrd \(artifacts.initrdBytes) bytes", image: image.description)

@@ -50,7 +50,7 @@ public enum CmdlineError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notRepresentable(let what, let reason):
             return "\(what): cannot be put on a kernel cmdline: \(reason)"
         case .undefinedS3Alias(let p, let alias):
-            return "\(p): mirror alias '\(alias)' is not defined; add wyr.s3=\(alias),URL,ACCESS_KEY,SECRET_KEY"
+            return "\(p): mirror alias \(Message.quoted(alias)) is not defined; add wyr.s3=\(alias),URL,ACCESS_KEY,SECRET_KEY"
         case .duplicateVolume(let name):
             return "wyr.volume=\(name): volume defined twice"
         case .inStage(let stage, let error):

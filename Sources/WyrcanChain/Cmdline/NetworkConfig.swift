@@ -107,7 +107,7 @@ public struct NetworkConfig: Sendable, Equatable {
             rest = parts[...]
         case 4:
             guard let k = Kind(rawValue: parts[0]) else {
-                throw .invalidNetworkKey(parameter: parameter, reason: "unknown file kind '\(parts[0])' (use network, link or netdev)")
+                throw .invalidNetworkKey(parameter: parameter, reason: "unknown file kind \(Message.quoted(parts[0])) (use network, link or netdev)")
             }
             kind = k
             rest = parts[1...]
@@ -118,11 +118,11 @@ public struct NetworkConfig: Sendable, Equatable {
         let sectionSpec = rest[rest.startIndex + 1]
         let key = rest[rest.startIndex + 2]
         guard Self.isFileName(fileName) else {
-            throw .invalidNetworkKey(parameter: parameter, reason: "file name '\(fileName)' must be letters, digits, '-' or '_'")
+            throw .invalidNetworkKey(parameter: parameter, reason: "file name \(Message.quoted(fileName)) must be letters, digits, '-' or '_'")
         }
         let (sectionName, index) = try Self.section(sectionSpec, parameter: parameter)
         guard Self.isIdentifier(key) else {
-            throw .invalidNetworkKey(parameter: parameter, reason: "key '\(key)' must start with a letter and hold only letters and digits")
+            throw .invalidNetworkKey(parameter: parameter, reason: "key \(Message.quoted(key)) must start with a letter and hold only letters and digits")
         }
         guard let value else {
             throw .missingValue(parameter: parameter, expected: "VALUE")
@@ -179,12 +179,12 @@ public struct NetworkConfig: Sendable, Equatable {
             name = String(spec[..<at])
             let digits = spec[spec.index(after: at)...]
             guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int(digits), n <= 999 else {
-                throw .invalidNetworkKey(parameter: parameter, reason: "section index in '\(spec)' must be a number from 0 to 999")
+                throw .invalidNetworkKey(parameter: parameter, reason: "section index in \(Message.quoted(spec)) must be a number from 0 to 999")
             }
             index = n
         }
         guard isIdentifier(name) else {
-            throw .invalidNetworkKey(parameter: parameter, reason: "section '\(name)' must start with a letter and hold only letters and digits")
+            throw .invalidNetworkKey(parameter: parameter, reason: "section \(Message.quoted(name)) must start with a letter and hold only letters and digits")
         }
         return (name, index)
     }

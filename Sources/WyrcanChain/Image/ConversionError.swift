@@ -16,8 +16,17 @@ public enum ConversionError: Error, CustomStringConvertible, Sendable {
     case file(FileError)
     case registry(RegistryError)
     case notEnoughMemory(needed: Int64, available: Int64)
+    /// A member that Linux could not hold: a path, name or link target past its limits.
+    case beyondLimit(layer: Int, path: String, what: String, limit: Int)
+    /// The merged tree would cost more than `TreeLimits` allows (work or memory).
+    case tooCostly(layer: Int, what: String)
+    /// The image unpacks to more than the machine that boots it could hold in RAM.
+    case tooLargeUnpacked(bytes: Int64, limit: Int64, source: String)
 
-    public var description: String {
+    /// One line: values from the image are shown escaped and shortened (`Message`).
+    public var description: String { Message.oneLine(text) }
+
+    private var text: String {
         switch self {
         case .missingKernel:
             return "the image has no /boot/wyrcan.kernel: install a kernel in the image and symlink it there (e.g. ln -s vmlinuz-6.1.0-13-amd64 /boot/wyrcan.kernel)"
@@ -32,13 +41,20 @@ public enum ConversionError: Error, CustomStringConvertible, Sendable {
         case .cmdlineUnreadable(let why):
             return "/boot/wyrcan.cmdline: \(why)"
         case .symlinkLoop(let p):
-            return "\(p): too many levels of symbolic links inside the image"
+            return "\(Message.quoted(p)): too many levels of symbolic links inside the image"
         case .unsafePath(let layer, let path):
-            return "layer \(layer + 1): entry '\(path)' points outside the image root ('..'); refusing the layer"
+            return "layer \(layer + 1): entry \(Message.quoted(path)) points outside the image root ('..'); refusing the layer"
         case .danglingHardlink(let layer, let path, let target):
-            return "layer \(layer + 1): hard link '\(path)' points to '\(target)', which no earlier entry provides"
+            return "layer \(layer + 1): hard link \(Message.quoted(path)) points to \(Message.quoted(target)), which no earlier entry provides"
         case .notADirectory(let layer, let path, let target):
-            return "layer \(layer + 1): '\(path)' leads through a symlink to '\(target)', which is not a directory; refusing the layer"
+            return "layer \(layer + 1): \(Message.quoted(path)) leads through a symlink to \(Message.quoted(target)), which is not a directory; refusing the layer"
+        case .beyondLimit(let layer, let path, let what, let limit):
+            return "layer \(layer + 1): \(Message.quoted(path)): \(what) is longer than the \(limit) bytes Linux allows; refusing the layer"
+        case .tooCostly(let layer, let what):
+            return "layer \(layer + 1): \(what); refusing the image"
+        case .tooLargeUnpacked(let bytes, let limit, let source):
+            return "the image unpacks to \(Self.gib(bytes)), more than the \(Self.gib(limit)) \(source); its whole tree lives in RAM as an initramfs: slim the image"
+
         case .layer(let index, let digest, let e):
             return "layer \(index + 1) (\(digest)): \(e.message)"
         case .archive(let e): return e.description
@@ -51,6 +67,11 @@ public enum ConversionError: Error, CustomStringConvertible, Sendable {
 }
 
 extension ConversionError {
+    static func gib(_ bytes: Int64) -> String {
+        let tenths = bytes * 10 / (1 << 30)
+        return "\(tenths / 10).\(tenths % 10) GiB"
+    }
+
     /// Whether trying again cannot help: the image itself is at fault (its blobs are
     /// digest-verified, so fetching them again gives the same bytes), the registry refused for
     /// good (no image for this platform, credentials refused), or the machine has too little RAM.
@@ -58,7 +79,8 @@ extension ConversionError {
     public var isPermanent: Bool {
         switch self {
         case .missingKernel, .kernelNotAFile, .missingInit, .initNotExecutable, .initNotAFile, .cmdlineUnreadable,
-             .symlinkLoop, .unsafePath, .danglingHardlink, .notADirectory, .archive, .notEnoughMemory:
+             .symlinkLoop, .unsafePath, .danglingHardlink, .notADirectory, .archive, .notEnoughMemory,
+             .beyondLimit, .tooCostly, .tooLargeUnpacked:
             return true
         case .registry(.noPlatform), .registry(.unauthorized):
             return true

@@ -33,6 +33,10 @@ public struct InitrdBuilder {
     /// Compression threads (see `CpioWriter`): more than 1 writes frames of whole members; 1 keeps
     /// memory lowest.
     public var compressionThreads = 1
+    /// The most the initrd may unpack to, and what that is (for the message): the image's whole
+    /// tree lives in the booted machine's RAM, so a larger one is refused before anything is
+    /// written (a sparse member claiming 4 GiB of zeros costs 672 bytes of layer). Nil: no limit.
+    public var unpackedLimit: (bytes: Int64, source: String)? = nil
 
     public init(compression: CpioWriter.Compression = .zstd, compressionLevel: Int? = nil, compressionThreads: Int = 1) {
         self.compression = compression
@@ -51,6 +55,10 @@ public struct InitrdBuilder {
     public func build(layers: [String], outputDirectory: String, partialDirectory: String? = nil) throws(ConversionError) -> BootArtifacts {
         let tree = try Self.merge(layers: layers)
         let boot = try Self.bootPieces(tree)
+        if let limit = unpackedLimit {
+            let bytes = Self.unpackedBytes(tree)
+            guard bytes <= limit.bytes else { throw .tooLargeUnpacked(bytes: bytes, limit: limit.bytes, source: limit.source) }
+        }
 
         let kernelOut = "\(outputDirectory)/kernel"
         let initrdOut = "\(outputDirectory)/initrd"
@@ -99,6 +107,23 @@ public struct InitrdBuilder {
         var tree = RootfsTree()
         for (i, entries) in scanned.enumerated() { try tree.apply(layer: i, entries: entries) }
         return tree
+    }
+
+    /// What the initrd unpacks to: every file's data once per hard-link group, and each entry's
+    /// cpio header and name.
+    static func unpackedBytes(_ tree: RootfsTree) -> Int64 {
+        var bytes: Int64 = 0
+        var sources = Set<RootfsTree.Source>()
+        for node in tree.nodes.values {
+            bytes += 112 + Int64(node.info.path.utf8.count)
+            if node.info.type == .regular, sources.insert(node.source).inserted { bytes += node.info.size }
+        }
+        return bytes
+    }
+
+    /// The limit for an initrd that a machine like this one boots: its RAM, less `reserve`.
+    public static func unpackedLimitOfThisMachine(reserve: Int64 = 128 << 20) -> (bytes: Int64, source: String)? {
+        LinuxSystem.memoryTotal().map { (max(0, $0 - reserve), "of RAM this machine has") }
     }
 
     struct BootPieces {

@@ -3,6 +3,9 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where an image comes from: a registry, a local OCI image layout directory, or an OCI archive.
 public enum ImageLocation: Sendable, CustomStringConvertible {
@@ -64,8 +67,8 @@ public struct OCILayout: Sendable {
 
     public func resolve(platform: Platform) throws(RegistryError) -> ResolvedImage {
         let indexBytes: [UInt8]
-        do { indexBytes = try FileSystem.readFile("\(directory)/index.json") } catch {
-            throw .layout(name: name, reason: "no index.json: not an OCI image layout")
+        do { indexBytes = try FileSystem.readRegularFile("\(directory)/index.json", maximumBytes: RegistryClient.maximumManifestBytes) } catch {
+            throw .layout(name: name, reason: error.code == ENOENT ? "no index.json: not an OCI image layout" : "index.json: \(error.reason ?? error.description)")
         }
         let index: Index
         do { index = try JSONDecoder().decode(Index.self, from: Data(indexBytes)) } catch {
@@ -92,14 +95,22 @@ public struct OCILayout: Sendable {
         }
     }
 
-    private func missing(_ d: Descriptor, _ error: some Error) -> RegistryError {
-        .layout(name: name, reason: "blob \(d.digest) is missing (\(error))")
+    private func missing(_ d: Descriptor, _ error: FileError) -> RegistryError {
+        if error.code == EFBIG { return .layout(name: name, reason: "blob \(d.digest) is larger than its descriptor's \(d.size) bytes") }
+        if let reason = error.reason { return .layout(name: name, reason: "blob \(d.digest) is \(reason)") }
+        return .layout(name: name, reason: "blob \(d.digest) is missing (\(error))")
     }
 
     /// Reads a small blob (manifest, config) and checks its size and digest.
     func readVerified(_ d: Descriptor) throws(RegistryError) -> [UInt8] {
+        guard d.size >= 0, d.size <= RegistryClient.maximumManifestBytes else {
+            throw .invalidManifest(what: name, reason: "\(d.digest) has size \(d.size); a manifest or index holds at most \(RegistryClient.maximumManifestBytes) bytes")
+        }
         let bytes: [UInt8]
-        do { bytes = try FileSystem.readFile(blobPath(d.digest)) } catch { throw missing(d, error) }
+        do { bytes = try FileSystem.readRegularFile(blobPath(d.digest), maximumBytes: Int(d.size)) } catch {
+            if error.code == EFBIG { throw .sizeMismatch(what: "blob \(d.digest)", expected: d.size, actual: d.size + 1) }
+            throw missing(d, error)
+        }
         guard Int64(bytes.count) == d.size else { throw .sizeMismatch(what: "blob \(d.digest)", expected: d.size, actual: Int64(bytes.count)) }
         let hex: String
         do throws(CryptoError) { hex = try Digester.hash(d.digest.algorithm == .sha512 ? .sha512 : .sha256, bytes).hexString } catch { throw .crypto(error) }
@@ -114,8 +125,9 @@ public struct OCILayout: Sendable {
         do throws(CryptoError) { hasher = try Digester(d.digest.algorithm == .sha512 ? .sha512 : .sha256) } catch { throw .crypto(error) }
         var total: Int64 = 0
         do throws(FileError) {
-            let file = try FileHandleFD.read(path)
-            while true {
+            // Its type and size first: a FIFO or /dev/zero in place of a blob would never end.
+            let file = try FileHandleFD.readRegular(path, maximumBytes: d.size)
+            while total <= d.size {
                 let chunk = try file.read(upTo: 1 << 20)
                 if chunk.isEmpty { break }
                 hasher.update(chunk)

@@ -49,7 +49,7 @@ public struct Reference: Sendable, Hashable, CustomStringConvertible {
         if let tag {
             guard Self.isValidTag(tag) else {
                 throw fail(tag.isEmpty ? "the tag after ':' is empty"
-                    : "tag '\(tag)' must be 1–128 of letters, digits, '_', '.', '-' and not start with '.' or '-'")
+                    : "tag \(Message.quoted(tag)) must be 1–128 of letters, digits, '_', '.', '-' and not start with '.' or '-'")
             }
         }
 
@@ -69,10 +69,10 @@ public struct Reference: Sendable, Hashable, CustomStringConvertible {
             if let reason = Self.registryProblem(registry) { throw fail(reason) }
         }
         guard !path.isEmpty else { throw fail("the repository path is empty") }
-        if path.lowercased() != path { throw fail("repository name '\(path)' must be lowercase") }
+        if path.lowercased() != path { throw fail("repository name \(Message.quoted(path)) must be lowercase") }
         for component in path.split(separator: "/", omittingEmptySubsequences: false) {
             guard Self.isValidPathComponent(component) else {
-                throw fail("path component '\(component)' must be lowercase letters and digits, separated by '.', '_', '__' or dashes")
+                throw fail("path component \(Message.quoted(component)) must be lowercase letters and digits, separated by '.', '_', '__' or dashes")
             }
         }
         if registry == Self.dockerHub && !path.contains("/") { path = "library/" + path }
@@ -137,15 +137,15 @@ public struct Reference: Sendable, Hashable, CustomStringConvertible {
         var host = Substring(registry)
         var port: Substring? = nil
         if host.first == "[" {
-            guard let close = host.firstIndex(of: "]") else { return "IPv6 registry address '\(registry)' lacks ']'" }
+            guard let close = host.firstIndex(of: "]") else { return "IPv6 registry address \(Message.quoted(registry)) lacks ']'" }
             let inner = host[host.index(after: host.startIndex)..<close]
             guard !inner.isEmpty, inner.contains(":"),
                   inner.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else {
-                return "'\(inner)' is not an IPv6 address"
+                return "\(Message.quoted(inner)) is not an IPv6 address"
             }
             let after = host[host.index(after: close)...]
             if !after.isEmpty {
-                guard after.first == ":" else { return "unexpected '\(after)' after the IPv6 address" }
+                guard after.first == ":" else { return "unexpected \(Message.quoted(after)) after the IPv6 address" }
                 port = after.dropFirst()
             }
             host = host[...close]
@@ -158,12 +158,12 @@ public struct Reference: Sendable, Hashable, CustomStringConvertible {
                 let ok = !label.isEmpty && label.utf8.count <= 63
                     && label.allSatisfy { ($0.isASCII && ($0.isLetter || $0.isNumber)) || $0 == "-" }
                     && label.first != "-" && label.last != "-"
-                if !ok { return "registry host '\(host)' is not a valid host name" }
+                if !ok { return "registry host \(Message.quoted(host)) is not a valid host name" }
             }
         }
         if let port {
             guard !port.isEmpty, port.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int(port), n >= 1, n <= 65535 else {
-                return "registry port '\(port)' must be a number from 1 to 65535"
+                return "registry port \(Message.quoted(port)) must be a number from 1 to 65535"
             }
         }
         return nil

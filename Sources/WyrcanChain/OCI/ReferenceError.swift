@@ -10,11 +10,12 @@ public enum ReferenceError: Error, Equatable, Sendable, CustomStringConvertible 
         }
     }
 
+    /// One line, the value escaped and shortened.
     public var description: String {
         switch self {
-        case .invalidReference(let s, let r): return "invalid image reference '\(s)': \(r)"
-        case .invalidDigest(let s, let r): return "invalid digest '\(s)': \(r)"
-        case .invalidPlatform(let s, let r): return "invalid platform '\(s)': \(r)"
+        case .invalidReference(let s, let r): return "invalid image reference \(Message.quoted(s)): \(Message.oneLine(r))"
+        case .invalidDigest(let s, let r): return "invalid digest \(Message.quoted(s)): \(Message.oneLine(r))"
+        case .invalidPlatform(let s, let r): return "invalid platform \(Message.quoted(s)): \(Message.oneLine(r))"
         }
     }
 }

@@ -87,17 +87,20 @@ extension RegistryClient {
         if MediaType.isIndex(type) || (type == nil && probe.manifests != nil) {
             let index: Index
             do { index = try JSONDecoder().decode(Index.self, from: Data(top.body)) } catch {
-                throw .invalidManifest(what: what, reason: "index does not parse: \(error)")
+                throw .invalidManifest(what: what, reason: "index does not parse: \(Self.decodingProblem(error))")
             }
             guard let chosen = index.manifest(for: platform) else {
-                throw .noPlatform(image: what, platform: platform, available: index.manifests.compactMap { $0.platform?.description })
+                if let nested = index.manifests.first(where: { MediaType.isIndex($0.mediaType) && $0.platform.map { $0.os == platform.os && Platform.normalise($0.architecture) == platform.architecture } != false }) {
+                    throw .invalidManifest(what: what, reason: "its entry for \(platform) is itself an index (\(nested.digest)); nested indexes are not followed: name that one by digest")
+                }
+                throw .noPlatform(image: what, platform: platform, available: index.manifests.filter { MediaType.isManifest($0.mediaType) || $0.mediaType.isEmpty }.compactMap { $0.platform?.description })
             }
             body = try fetch(chosen)
             digest = chosen.digest
         }
         let manifest: Manifest
         do { manifest = try JSONDecoder().decode(Manifest.self, from: Data(body)) } catch {
-            throw .invalidManifest(what: what, reason: "manifest does not parse (is this an image?): \(error)")
+            throw .invalidManifest(what: what, reason: "manifest does not parse (is this an image?): \(Self.decodingProblem(error))")
         }
         for layer in manifest.layers where !MediaType.isLayer(layer.mediaType) {
             throw .invalidManifest(what: what, reason: "layer \(layer.digest) has media type \(layer.mediaType), which is not a filesystem layer")
@@ -107,6 +110,21 @@ extension RegistryClient {
             throw .invalidManifest(what: what, reason: "layer \(layer.digest) has size \(layer.size)")
         }
         return ResolvedImage(name: name, manifestDigest: digest, topDigest: top.digest, manifest: manifest, platform: platform)
+    }
+
+    /// What a JSON decoding error says, in one short line (not Swift's `DecodingError` dump).
+    static func decodingProblem(_ error: any Error) -> String {
+        func field(_ path: [any CodingKey]) -> String {
+            path.map { $0.intValue.map { "[\($0)]" } ?? "." + $0.stringValue }.joined().trimming(".")
+        }
+        guard let error = error as? DecodingError else { return "not JSON" }
+        switch error {
+        case .keyNotFound(let key, let context): return "\(field(context.codingPath + [key])) is missing"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context): return "\(field(context.codingPath)) has the wrong type"
+        case .dataCorrupted(let context) where context.codingPath.isEmpty: return "not JSON"
+        case .dataCorrupted(let context): return "\(field(context.codingPath)) is invalid"
+        @unknown default: return "not the expected JSON"
+        }
     }
 
     /// The first byte of a `Content-Range: bytes FIRST-LAST/TOTAL` answer; nil for anything else.

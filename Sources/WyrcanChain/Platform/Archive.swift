@@ -7,7 +7,7 @@ import Glibc
 public struct ArchiveError: Error, CustomStringConvertible, Sendable {
     public let operation: String
     public let message: String
-    public var description: String { "\(operation): \(message)" }
+    public var description: String { Message.oneLine("\(operation): \(message)") }
 
     static func from(_ archive: OpaquePointer?, _ operation: String) -> ArchiveError {
         var text = archive.flatMap { archive_error_string($0) }.map { String(cString: $0) } ?? "unknown error"
@@ -334,26 +334,36 @@ public final class ArchiveReader {
         guard code >= ARCHIVE_WARN, let entry else { throw .from(archive, "read header") }
         let mode = archive_entry_mode(entry)
         let type = ArchiveEntryInfo.typeBits.first { $0.1 == (UInt32(mode) & 0o170000) }?.0 ?? .regular
-        let path = archive_entry_pathname_utf8(entry).map { String(cString: $0) }
-            ?? archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
+        let path = try Self.text(archive_entry_pathname_utf8(entry), archive_entry_pathname(entry), what: "name") ?? ""
         var info = ArchiveEntryInfo(path: path, type: type, permissions: UInt32(mode) & 0o7777, size: Int64(archive_entry_size(entry)))
         currentSize = archive_entry_size_is_set(entry) != 0 ? info.size : nil
         // Owners beyond 32 bits (pax allows them) would wrap, to root for 2^32: refused.
         let uid = archive_entry_uid(entry), gid = archive_entry_gid(entry)
         guard let u = UInt32(exactly: uid), let g = UInt32(exactly: gid) else {
-            throw ArchiveError(operation: "read header", message: "\(path): owner \(uid):\(gid) does not fit in 32 bits")
+            throw ArchiveError(operation: "read header", message: "\(Message.quoted(path)): owner \(uid):\(gid) does not fit in 32 bits")
         }
         info.uid = u
         info.gid = g
         info.mtime = Int64(archive_entry_mtime(entry))
         // UTF-8 when libarchive can convert (pax headers), else the raw bytes (ustar in the C locale).
-        info.symlinkTarget = (archive_entry_symlink_utf8(entry) ?? archive_entry_symlink(entry)).map { String(cString: $0) }
-        info.hardlinkTarget = (archive_entry_hardlink_utf8(entry) ?? archive_entry_hardlink(entry)).map { String(cString: $0) }
+        info.symlinkTarget = try Self.text(archive_entry_symlink_utf8(entry), archive_entry_symlink(entry), what: "\(Message.quoted(path))'s link target")
+        info.hardlinkTarget = try Self.text(archive_entry_hardlink_utf8(entry), archive_entry_hardlink(entry), what: "\(Message.quoted(path))'s link target")
         info.linkCount = UInt32(archive_entry_nlink(entry))
         info.inode = UInt64(archive_entry_ino64(entry))
         info.deviceMajor = UInt32(archive_entry_rdevmajor(entry))
         info.deviceMinor = UInt32(archive_entry_rdevminor(entry))
         return info
+    }
+
+    /// A header text: UTF-8 when libarchive can convert it (pax headers), else the raw bytes
+    /// (ustar in the C locale), which must then be UTF-8 themselves. Bytes that are not are
+    /// refused, not repaired: two names repaired alike (`a\xff`, `a\xfe`) would become one file.
+    static func text(_ utf8: UnsafePointer<CChar>?, _ raw: UnsafePointer<CChar>?, what: String) throws(ArchiveError) -> String? {
+        if let utf8 { return String(cString: utf8) }
+        guard let raw else { return nil }
+        if let text = String(validatingCString: raw) { return text }
+        let bytes = Array(UnsafeBufferPointer(start: raw, count: strlen(raw))).map { UInt8(bitPattern: $0) }
+        throw ArchiveError(operation: "read header", message: "the \(what) \(Message.quoted(bytes: bytes)) is not UTF-8; Wyrcan keeps names as UTF-8 text and would merge names that differ only there: rename it in the image")
     }
 
     /// Reads the current member's data, calling `body` with each chunk. The holes of a sparse

@@ -7,7 +7,16 @@ public struct FileError: Error, CustomStringConvertible, Sendable {
     public let operation: String
     public let path: String
     public let code: Int32
-    public var description: String { "\(operation) \(path): \(String(cString: strerror(code)))" }
+    /// Said instead of the system's text for `code`, when Wyrcan refused the file itself.
+    public var reason: String? = nil
+    public var description: String { "\(operation) \(path): \(reason ?? String(cString: strerror(code)))" }
+
+    public init(operation: String, path: String, code: Int32, reason: String? = nil) {
+        self.operation = operation
+        self.path = path
+        self.code = code
+        self.reason = reason
+    }
 
     public static func last(_ operation: String, _ path: String) -> FileError {
         FileError(operation: operation, path: path, code: errno)
@@ -88,13 +97,33 @@ public final class FileHandleFD {
         }
     }
 
-    public func readAll() throws(FileError) -> [UInt8] {
+    public func readAll(maximumBytes: Int = .max) throws(FileError) -> [UInt8] {
         var out: [UInt8] = []
         while true {
             let chunk = try read(upTo: 1 << 16)
             if chunk.isEmpty { return out }
+            guard out.count + chunk.count <= maximumBytes else {
+                throw FileError(operation: "read", path: path, code: EFBIG, reason: "longer than the \(maximumBytes) bytes expected")
+            }
             out += chunk
         }
+    }
+
+    /// Opens `path` for reading only if it is a regular file (not a FIFO, which would block,
+    /// nor a device such as /dev/zero, which never ends), and at most `maximumBytes` long when
+    /// given; a symlink is followed to what it names, which must pass the same checks.
+    public static func readRegular(_ path: String, maximumBytes: Int64? = nil) throws(FileError) -> FileHandleFD {
+        // O_NONBLOCK: opening a FIFO must not wait for a writer; reads of a regular file ignore it.
+        let file = try FileHandleFD(path: path, flags: O_RDONLY | O_NONBLOCK)
+        var st = stat()
+        guard fstat(file.fd, &st) == 0 else { throw .last("stat", path) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw FileError(operation: "read", path: path, code: EINVAL, reason: "not a regular file")
+        }
+        if let maximumBytes, Int64(st.st_size) > maximumBytes {
+            throw FileError(operation: "read", path: path, code: EFBIG, reason: "\(st.st_size) bytes, more than the \(maximumBytes) expected")
+        }
+        return file
     }
 }
 
@@ -114,6 +143,12 @@ public enum FileSystem {
 
     public static func readFile(_ path: String) throws(FileError) -> [UInt8] {
         try FileHandleFD.read(path).readAll()
+    }
+
+    /// A small file that an image or a user supplied (a layout's index.json, a manifest): a
+    /// regular file of at most `maximumBytes`.
+    public static func readRegularFile(_ path: String, maximumBytes: Int) throws(FileError) -> [UInt8] {
+        try FileHandleFD.readRegular(path, maximumBytes: Int64(maximumBytes)).readAll(maximumBytes: maximumBytes)
     }
 
     public static func writeFile(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(FileError) {

@@ -76,9 +76,15 @@ public enum LinuxSystem {
     }
 
     /// `MemAvailable` from /proc/meminfo, in bytes.
-    public static func memoryAvailable() -> Int64? {
+    public static func memoryAvailable() -> Int64? { memoryInfo("MemAvailable") }
+
+    /// The machine's RAM (`MemTotal`).
+    public static func memoryTotal() -> Int64? { memoryInfo("MemTotal") }
+
+    /// A /proc/meminfo field, in bytes.
+    static func memoryInfo(_ field: String) -> Int64? {
         guard let text = try? FileSystem.readFile("/proc/meminfo") else { return nil }
-        for line in String(decoding: text, as: UTF8.self).split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+        for line in String(decoding: text, as: UTF8.self).split(separator: "\n") where line.hasPrefix(field + ":") {
             let parts = line.split(separator: " ")
             if parts.count >= 2, let kb = Int64(parts[1]) { return kb * 1024 }
         }

@@ -7,7 +7,7 @@ public enum Message {
 
     /// `value` in double quotes, its control characters and invalid bytes escaped, cut to
     /// `limit` characters with what was left out said (`…(+N bytes)`).
-    public static func quoted(_ value: String, limit: Int = defaultLimit, quotes: Bool = true) -> String {
+    public static func quoted<S: StringProtocol>(_ value: S, limit: Int = defaultLimit, quotes: Bool = true) -> String {
         var out = ""
         var shown = 0
         var shownBytes = 0
@@ -16,7 +16,7 @@ public enum Message {
                 out += "…(+\(value.utf8.count - shownBytes) bytes)"
                 break
             }
-            out += escaped(scalar)
+            out += escaped(scalar, quote: quotes)
             shown += 1
             shownBytes += UTF8.width(scalar)
         }
@@ -27,7 +27,7 @@ public enum Message {
     public static func oneLine(_ text: String) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars { out += escaped(scalar) }
+        for scalar in text.unicodeScalars { out += escaped(scalar, quote: false) }
         return out
     }
 
@@ -44,12 +44,13 @@ public enum Message {
         return quoted(text, limit: limit)
     }
 
-    static func escaped(_ scalar: Unicode.Scalar) -> String {
+    /// A scalar as a message shows it; `quote`: inside a quoted value, where `"` is escaped too.
+    static func escaped(_ scalar: Unicode.Scalar, quote: Bool) -> String {
         switch scalar {
         case "\n": return "\\n"
         case "\r": return "\\r"
         case "\t": return "\\t"
-        case "\"": return "\\\""
+        case "\"" where quote: return "\\\""
         default:
             let v = scalar.value
             // C0, DEL, C1 (terminal escapes), the line and paragraph separators, bidi overrides.

@@ -51,7 +51,7 @@ public struct VolumeSpec: Sendable, Equatable, Codable {
             .invalidValue(parameter: parameter, value: text, reason: reason)
         }
         guard Self.isName(name) else {
-            throw bad(name, "volume name '\(name)' must be letters, digits, '.', '-' or '_'")
+            throw bad(name, "volume name \(Message.quoted(name)) must be letters, digits, '.', '-' or '_'")
         }
         self.name = name
         self.path = Self.defaultPath(for: name)
@@ -71,12 +71,12 @@ public struct VolumeSpec: Sendable, Equatable, Codable {
                 mirror = Mirror(alias: parts[0], bucket: parts[1], prefix: prefix)
             case ("pull_on", let v?), ("pull_from", let v?):
                 guard let e = Self.pullEvent(v) else {
-                    throw bad(v, "pull_on '\(v)' is not one of: boot (boot2container: pipeline_start, container_start)")
+                    throw bad(v, "pull_on \(Message.quoted(v)) is not one of: boot (boot2container: pipeline_start, container_start)")
                 }
                 if !pullOn.contains(e) { pullOn.append(e) }
             case ("push_on", let v?), ("push_to", let v?):
                 guard let e = Self.pushEvent(v) else {
-                    throw bad(v, "push_on '\(v)' is not one of: changes, shutdown, periodic, boot (boot2container: container_end, pipeline_end)")
+                    throw bad(v, "push_on \(Message.quoted(v)) is not one of: changes, shutdown, periodic, boot (boot2container: container_end, pipeline_end)")
                 }
                 if !pushOn.contains(e) { pushOn.append(e) }
             case ("overwrite", nil): overwrite = true
@@ -86,17 +86,17 @@ public struct VolumeSpec: Sendable, Equatable, Codable {
                 exclude.append(v)
             case ("path", let v?):
                 guard v.hasPrefix("/"), !v.split(separator: "/").contains(".."), v != "/" else {
-                    throw bad(v, "path '\(v)' must be an absolute path below / without '..'")
+                    throw bad(v, "path \(Message.quoted(v)) must be an absolute path below / without '..'")
                 }
                 path = v
             case ("expiration", let v?):
                 switch v {
                 case "never": expiration = .never
                 case "shutdown", "pipeline_end": expiration = .shutdown
-                default: throw bad(v, "expiration '\(v)' is not one of: never, shutdown")
+                default: throw bad(v, "expiration \(Message.quoted(v)) is not one of: never, shutdown")
                 }
             default:
-                throw bad(field, "unknown volume option '\(field)'")
+                throw bad(field, "unknown volume option \(Message.quoted(field))")
             }
         }
         if (!pullOn.isEmpty || !pushOn.isEmpty) && mirror == nil {
@@ -170,10 +170,10 @@ public struct S3Alias: Sendable, Equatable, Codable {
             .invalidValue(parameter: parameter, value: parts.first.map { "\($0),…" } ?? "…", reason: reason)
         }
         guard parts.count == 4 else { throw bad("expected ALIAS,URL,ACCESS_KEY,SECRET_KEY") }
-        guard Self.isAlias(parts[0]) else { throw bad("alias '\(parts[0])' must be letters, digits, '-' or '_'") }
+        guard Self.isAlias(parts[0]) else { throw bad("alias \(Message.quoted(parts[0])) must be letters, digits, '-' or '_'") }
         let url = parts[1]
         guard url.hasPrefix("http://") || url.hasPrefix("https://"), url.split(separator: "/").count >= 2 else {
-            throw bad("URL '\(url)' must start with http:// or https://")
+            throw bad("URL \(Message.quoted(url)) must start with http:// or https://")
         }
         self.init(alias: parts[0], url: url, accessKey: parts[2], secretKey: parts[3])
     }

@@ -63,6 +63,12 @@ struct Serve: ParsableCommand {
     @Option(help: "Worker threads per listener.")
     var threads: Int = 4
 
+    @Option(help: "Connections per listener (the open-files limit is raised to match).")
+    var connections: Int = 16384
+
+    @Option(help: ArgumentHelp("Connections one client address may hold at once per listener (0: no limit; a load balancer in front needs 0 or a large value).", valueName: "N"))
+    var perAddressConnections: Int = 64
+
     @Option(help: "Base URL machines use to reach this server (default: from each request's Host header).")
     var publicURL: String?
 
@@ -77,6 +83,8 @@ struct Serve: ParsableCommand {
         if https != nil && !selfSigned && (cert == nil || key == nil) { throw ValidationError("--https needs --cert and --key (or --self-signed)") }
         if TLSProfile(rawValue: tlsProfile) == nil { throw ValidationError("--tls-profile must be \(TLSProfile.allCases.map(\.rawValue).joined(separator: ", "))") }
         if threads < 1 || threads > 256 { throw ValidationError("--threads must be 1…256") }
+        if connections < 16 || connections > 1 << 20 { throw ValidationError("--connections must be 16…1048576") }
+        if perAddressConnections < 0 { throw ValidationError("--per-address-connections must be 0 (no limit) or more") }
         if let serverURL, !serverURL.hasPrefix("https://") || serverURL.contains(" ") || serverURL.contains("${") || serverURL.contains("?") {
             throw ValidationError("--server-url must be an https:// URL without spaces or a query")
         }
@@ -96,6 +104,7 @@ struct Serve: ParsableCommand {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode(1)
         }
+        Self.raiseOpenFilesLimit(to: 2 * connections + 256)
         var server = BootServer(store: store, state: FleetState(), assets: AssetHandler(root: assets), publicURL: publicURL, logger: logger)
         var listeners: [HTTPServer] = []
         do {
@@ -109,12 +118,12 @@ struct Serve: ParsableCommand {
                     throw ValidationError("--cert \(cert ?? ""): not a PEM certificate (\(error))")
                 }
                 server.tls = TLSListener(port: port, pin: pin, publicURL: serverURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 })
-                listeners.append(try HTTPServer(.init(host: host, port: port, threads: threads, tls: tls)) { [server] in server.handle($0) })
+                listeners.append(try HTTPServer(listenerConfiguration(host, port, tls: tls)) { [server] in server.handle($0) })
                 logger.info("listening on https://\(host):\(port) (TLS profile \(profile.rawValue), key \(pin))")
             }
             if let http {
                 let (host, port) = try Self.address(http)
-                listeners.append(try HTTPServer(.init(host: host, port: port, threads: threads)) { [server] in server.handle($0) })
+                listeners.append(try HTTPServer(listenerConfiguration(host, port, tls: nil)) { [server] in server.handle($0) })
                 logger.info("listening on http://\(host):\(listeners.last!.port)")
             }
         } catch let error as HTTPServerError {
@@ -149,9 +158,25 @@ struct Serve: ParsableCommand {
         withExtendedLifetime((listeners, hup, term, int, timer)) { dispatchMain() }
     }
 
+    func listenerConfiguration(_ host: String, _ port: UInt16, tls: HTTPServer.TLS?) -> HTTPServer.Configuration {
+        HTTPServer.Configuration(host: host, port: port, threads: threads, connectionLimit: connections,
+                                 perAddressLimit: perAddressConnections, tls: tls)
+    }
+
+    /// Each connection is a file descriptor: the soft limit (often 1024) up to the hard one.
+    static func raiseOpenFilesLimit(to wanted: Int) {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        let target = min(rlim_t(wanted), limit.rlim_max)
+        if limit.rlim_cur < target {
+            limit.rlim_cur = target
+            _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        }
+    }
+
     static func address(_ text: String) throws -> (String, UInt16) {
         guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else {
-            throw ValidationError("'\(text)' is not ADDR:PORT")
+            throw ValidationError("\(Message.quoted(text)) is not ADDR:PORT")
         }
         return (String(text[..<colon]), port)
     }

@@ -1,3 +1,5 @@
+import WyrcanChain
+
 /// A problem in an inventory file, located by file, line and field.
 struct InventoryError: Error, CustomStringConvertible, Sendable {
     var file: String
@@ -5,7 +7,8 @@ struct InventoryError: Error, CustomStringConvertible, Sendable {
     var field: String
     var reason: String
 
-    var description: String { "\(file):\(line): \(field): \(reason)" }
+    /// One line: a field or reason taken from the file is escaped, and a field shortened.
+    var description: String { Message.oneLine("\(file):\(line): \(Message.quoted(field, limit: 200, quotes: false)): \(reason)") }
 }
 
 /// Every problem found in one file (the whole file is validated, not just up to the first error).

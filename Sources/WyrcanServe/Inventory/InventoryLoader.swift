@@ -10,15 +10,24 @@ struct InventoryLoader {
 
     init(file: String) { self.file = file }
 
+    /// An inventory larger than this is refused before it is parsed.
+    static let maximumBytes = 64 << 20
+
     static func load(_ path: String) throws(InventoryErrors) -> Inventory {
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw InventoryErrors(errors: [InventoryError(file: path, line: 0, field: "file", reason: "cannot read: \(error.localizedDescription)")])
+        let bytes: [UInt8]
+        do { bytes = try FileSystem.readRegularFile(path, maximumBytes: maximumBytes) } catch {
+            throw InventoryErrors(errors: [InventoryError(file: path, line: 0, field: "file", reason: "cannot read: \(error.reason ?? String(cString: strerror(error.code)))")])
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw InventoryErrors(errors: [InventoryError(file: path, line: 0, field: "file", reason: "not UTF-8 text")])
         }
         return try load(text: text, file: path)
     }
 
     static func load(text: String, file: String) throws(InventoryErrors) -> Inventory {
+        if let line = YAMLAliasCheck.firstAliasKey(in: text) {
+            throw InventoryErrors(errors: [InventoryError(file: file, line: line, field: "yaml", reason: "an alias (*NAME) as a mapping key is refused: it can stand for a tree of any size; write the key out")])
+        }
         var loader = InventoryLoader(file: file)
         let inventory = loader.parse(text)
         // Render only a structurally sound file, so one mistake is reported once.
@@ -40,7 +49,7 @@ struct InventoryLoader {
     private mutating func parse(_ text: String) -> Inventory? {
         let root: Node?
         do { root = try Yams.compose(yaml: text) } catch let error as YamlError {
-            fail(nil, "yaml", "\(error)".split(separator: "\n").joined(separator: " "))
+            fail(nil, "yaml", Message.quoted("\(error)".split(separator: "\n").joined(separator: " "), limit: 300, quotes: false))
             if case .scanner(_, _, let mark, _) = error { errors[errors.count - 1].line = mark.line }
             if case .parser(_, _, let mark, _) = error { errors[errors.count - 1].line = mark.line }
             return nil
@@ -88,7 +97,7 @@ struct InventoryLoader {
         }
         for host in inventory.hosts.values {
             if let g = host.group, inventory.groups[g] == nil {
-                errors.append(InventoryError(file: file, line: host.line, field: "hosts.\(host.mac).group", reason: "no group named '\(g)'"))
+                errors.append(InventoryError(file: file, line: host.line, field: "hosts.\(host.mac).group", reason: "no group named \(Message.quoted(g))"))
             }
         }
         return inventory
@@ -123,7 +132,7 @@ struct InventoryLoader {
             ($0.value >= 0x30 && $0.value <= 0x39) || ($0.value >= 0x41 && $0.value <= 0x5A) || ($0.value >= 0x61 && $0.value <= 0x7A)
                 || $0 == "." || $0 == "_" || $0 == "-" || $0 == "/"
         }
-        guard ok else { fail(node, field, "'\(s)' must be relative, without '..', of letters, digits, '.', '_', '-', '/'"); return nil }
+        guard ok else { fail(node, field, "\(Message.quoted(s)) must be relative, without '..', of letters, digits, '.', '_', '-', '/'"); return nil }
         return s
     }
 

@@ -1,3 +1,5 @@
+import WyrcanChain
+
 /// iPXE scripts. iPXE's parser (core/exec.c) splits a line on whitespace with no quoting or
 /// escapes, expands `${…}` in every token, ends a command at a token `||`, `&&` or `;`, starts a
 /// comment at a token beginning with `#`, and re-joins `kernel` arguments with single spaces. So
@@ -15,7 +17,7 @@ enum IPXEScript {
         if cmdline.contains("${") { return "iPXE would expand '${…}'; it cannot appear in a cmdline it carries" }
         for token in cmdline.split(separator: " ") {
             if token.hasPrefix("#") { return "a parameter starting with '#' would start an iPXE comment: \(token)" }
-            if token == "||" || token == "&&" || token == ";" { return "'\(token)' would end the iPXE command" }
+            if token == "||" || token == "&&" || token == ";" { return "\(Message.quoted(token)) would end the iPXE command" }
         }
         return nil
     }

@@ -40,7 +40,7 @@ struct BootServer: Sendable {
         if path.hasPrefix("/v1/config/") { return ("v1/config", get(r) ?? hostConfig(r, mac: String(path.dropFirst(11)))) }
         if path == "/boot.efi" { return ("boot.efi", get(r) ?? bootEFI(r)) }
         if path.hasPrefix("/v1/report/") { return ("v1/report", report(r, mac: String(path.dropFirst(11)))) }
-        if path == "/v1/hosts" { return ("v1/hosts", get(r) ?? hosts()) }
+        if path == "/v1/hosts" { return ("v1/hosts", get(r) ?? hosts(r)) }
         if path.hasPrefix("/assets/") { return ("assets", assets.respond(r, relative: String(path.dropFirst(8)))) }
         if path == "/metrics" { return ("metrics", get(r) ?? .text(200, state.metrics(), contentType: "text/plain; version=0.0.4")) }
         if path == "/healthz" { return ("healthz", .text(200, "ok\n")) }
@@ -184,46 +184,6 @@ struct BootServer: Sendable {
             return .text(404, "no UKI: give the default release an efi: file in the inventory\n")
         }
         return assets.respond(r, relative: efi)
-    }
-
-    private func report(_ r: HTTPServerRequest, mac text: String) -> HTTPServerResponse {
-        guard r.method == "POST" else { return HTTPServerResponse(status: 405, headers: [("Allow", "POST")], body: .bytes(Array("use POST\n".utf8))) }
-        guard let mac = MACAddress(text) else { return .text(400, "bad MAC address\n") }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any],
-              let stage = object["stage"] as? String, FleetState.stages.contains(stage)
-        else {
-            return .text(400, "body must be JSON {\"stage\": \(FleetState.stages.sorted().joined(separator: "|")), \"detail\": \"…\"}\n")
-        }
-        let detail = (object["detail"] as? String).map { String($0.prefix(2000)) }
-        let image = (object["image"] as? String).map { String($0.prefix(512)) }
-        guard state.record(mac: mac, stage: stage, detail: detail, image: image) else { return .text(503, "too many hosts\n") }
-        logger.info("\(mac): \(stage)\(detail.map { ": \($0)" } ?? "")")
-        return .text(204, "")
-    }
-
-    private func hosts() -> HTTPServerResponse {
-        let inventory = store.inventory
-        let reports = state.allReports
-        var list: [[String: Any]] = []
-        var macs = Set(inventory.hosts.keys.map(\.description))
-        macs.formUnion(reports.keys)
-        for mac in macs.sorted() {
-            var entry: [String: Any] = ["mac": mac, "known": inventory.hosts[MACAddress(mac)!] != nil]
-            if let host = inventory.hosts[MACAddress(mac)!], let group = host.group { entry["group"] = group }
-            if let (p, _) = inventory.profile(for: MACAddress(mac)!) {
-                entry["image"] = p.images?.last ?? NSNull()
-                entry["mode"] = (p.mode ?? .boot).rawValue
-            }
-            if let rep = reports[mac] {
-                var last: [String: Any] = ["stage": rep.stage, "received": rep.received, "count": rep.count]
-                if let d = rep.detail { last["detail"] = d }
-                if let i = rep.image { last["image"] = i }
-                entry["lastReport"] = last
-            }
-            list.append(entry)
-        }
-        let data = (try? JSONSerialization.data(withJSONObject: ["hosts": list], options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])) ?? Data()
-        return HTTPServerResponse(status: 200, headers: [("Content-Type", "application/json")], body: .bytes(Array(data)))
     }
 }
 

@@ -12,32 +12,53 @@ final class FleetState: Sendable {
     }
 
     static let stages: Set<String> = ["booting", "network", "pulling", "converted", "kexec", "exit", "failure", "efi"]
-    static let maximumHosts = 100_000
+    /// Reporting MACs the inventory does not list (with `unknown: default` or `exit`): the
+    /// oldest are forgotten past this many, so bogus reports cannot crowd out real hosts.
+    static let maximumUnknownHosts = 10_000
 
-    private let reports = Locked<[String: Report]>([:])
+    private let reports = Locked<[MACAddress: Report]>([:])
+    /// Unknown MACs in the order they first reported (oldest first).
+    private let unknownOrder = Locked<[MACAddress]>([])
     private let counters = Locked<[String: Int]>([:])
     private let boots = Locked<[String: Int]>([:])
     private let bytes = Locked<Int64>(0)
 
-    func record(mac: MACAddress, stage: String, detail: String?, image: String?) -> Bool {
-        reports.withLock { r in
-            guard r.count < Self.maximumHosts || r[mac.description] != nil else { return false }
-            let count = (r[mac.description]?.count ?? 0) + 1
-            r[mac.description] = Report(stage: stage, detail: detail, image: image, received: Self.now(), count: count)
-            return true
+    func record(mac: MACAddress, known: Bool, stage: String, detail: String?, image: String?) {
+        let isNew = reports.withLock { r in
+            let isNew = r[mac] == nil
+            r[mac] = Report(stage: stage, detail: detail, image: image, received: Self.now(), count: (r[mac]?.count ?? 0) + 1)
+            return isNew
         }
+        guard isNew && !known else { return }
+        let evicted: [MACAddress] = unknownOrder.withLock { order in
+            order.append(mac)
+            guard order.count > Self.maximumUnknownHosts else { return [] }
+            let excess = order.count - Self.maximumUnknownHosts
+            defer { order.removeFirst(excess) }
+            return Array(order.prefix(excess))
+        }
+        if !evicted.isEmpty { reports.withLock { r in for m in evicted { r[m] = nil } } }
     }
 
-    func lastReport(_ mac: MACAddress) -> Report? { reports.withLock { $0[mac.description] } }
-    var allReports: [String: Report] { reports.withLock { $0 } }
+    func lastReport(_ mac: MACAddress) -> Report? { reports.withLock { $0[mac] } }
+
+    /// Up to `limit` reports after `after`, in MAC order.
+    func reports(after: MACAddress?, limit: Int) -> [MACAddress: Report] {
+        reports.withLock { r in
+            let keys = r.keys.filter { mac in after.map { mac > $0 } ?? true }.sorted().prefix(limit)
+            return Dictionary(uniqueKeysWithValues: keys.map { ($0, r[$0]!) })
+        }
+    }
 
     func countRequest(endpoint: String, status: Int) {
         counters.withLock { $0["\(endpoint)|\(status)", default: 0] += 1 }
     }
 
+    /// Boots counted per MAC, for at most as many MACs as reports keep (known hosts and
+    /// `maximumUnknownHosts` others).
     func countBoot(_ mac: MACAddress) {
         boots.withLock { b in
-            if b.count < Self.maximumHosts || b[mac.description] != nil { b[mac.description, default: 0] += 1 }
+            if b.count < Self.maximumUnknownHosts * 2 || b[mac.description] != nil { b[mac.description, default: 0] += 1 }
         }
     }
 
@@ -56,8 +77,7 @@ final class FleetState: Sendable {
         for (mac, n) in boots.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
             out += "wyrcan_host_boots_total{mac=\"\(mac)\"} \(n)\n"
         }
-        let r = reports.withLock { $0 }
-        out += "# HELP wyrcan_hosts_reporting Hosts that sent a boot report.\n# TYPE wyrcan_hosts_reporting gauge\nwyrcan_hosts_reporting \(r.count)\n"
+        out += "# HELP wyrcan_hosts_reporting Hosts that sent a boot report.\n# TYPE wyrcan_hosts_reporting gauge\nwyrcan_hosts_reporting \(reports.withLock { $0.count })\n"
         return out
     }
 

@@ -1,0 +1,66 @@
+import Foundation
+import WyrcanChain
+import WyrcanHTTP
+
+/// Boot reports in, the fleet's view out — bounded, so that no machine on the boot network can
+/// fill the server's memory or slow the boot path: reports only for MACs the inventory can boot,
+/// at most `FleetState.maximumUnknownHosts` of them not listed in it, and `/v1/hosts` by pages.
+extension BootServer {
+    /// The most hosts one `/v1/hosts` answer lists (`?limit=`), and the default.
+    static let hostsPageLimit = 5000
+    static let hostsPageDefault = 500
+
+    func report(_ r: HTTPServerRequest, mac text: String) -> HTTPServerResponse {
+        guard r.method == "POST" else { return HTTPServerResponse(status: 405, headers: [("Allow", "POST")], body: .bytes(Array("use POST\n".utf8))) }
+        guard let mac = MACAddress(text) else { return .text(400, "bad MAC address\n") }
+        let inventory = store.inventory
+        let known = inventory.hosts[mac] != nil
+        // A MAC the inventory does not boot has nothing to report.
+        guard known || inventory.unknown != .deny else { return .text(404, "\(mac) is not in the inventory\n") }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any],
+              let stage = object["stage"] as? String, FleetState.stages.contains(stage)
+        else {
+            return .text(400, "body must be JSON {\"stage\": \(FleetState.stages.sorted().joined(separator: "|")), \"detail\": \"…\"}\n")
+        }
+        let detail = (object["detail"] as? String).map { String($0.prefix(2000)) }
+        let image = (object["image"] as? String).map { String($0.prefix(512)) }
+        state.record(mac: mac, known: known, stage: stage, detail: detail, image: image)
+        // (A report's text is the reporter's: escaped, so it cannot forge log lines.)
+        logger.info("\(mac): \(stage)\(detail.map { ": " + Message.quoted($0, limit: 300, quotes: false) } ?? "")")
+        return .text(204, "")
+    }
+
+    /// `GET /v1/hosts[?limit=N][&after=MAC]`: hosts in MAC order, a page at a time; `next` names
+    /// the `after` of the next page.
+    func hosts(_ r: HTTPServerRequest) -> HTTPServerResponse {
+        let limit = r.queryValue("limit").flatMap { Int($0) }.map { min(max($0, 1), Self.hostsPageLimit) } ?? Self.hostsPageDefault
+        let after = r.queryValue("after").flatMap(MACAddress.init)
+        if r.queryValue("after") != nil && after == nil { return .text(400, "after= must be a MAC address\n") }
+        let inventory = store.inventory
+        let reports = state.reports(after: after, limit: limit)
+        var macs = Set(reports.keys)
+        macs.formUnion(inventory.hosts.keys.filter { mac in after.map { mac > $0 } ?? true })
+        let page = macs.sorted().prefix(limit)
+        let list = page.map { mac in Self.hostEntry(mac, inventory: inventory, report: reports[mac]) }
+        var document: [String: Any] = ["hosts": list]
+        if page.count == limit, let last = page.last { document["next"] = last.description }
+        let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])) ?? Data()
+        return HTTPServerResponse(status: 200, headers: [("Content-Type", "application/json")], body: .bytes(Array(data)))
+    }
+
+    static func hostEntry(_ mac: MACAddress, inventory: Inventory, report: FleetState.Report?) -> [String: Any] {
+        var entry: [String: Any] = ["mac": mac.description, "known": inventory.hosts[mac] != nil]
+        if let group = inventory.hosts[mac]?.group { entry["group"] = group }
+        if let (p, _) = inventory.profile(for: mac) {
+            entry["image"] = p.images?.last ?? NSNull()
+            entry["mode"] = (p.mode ?? .boot).rawValue
+        }
+        if let report {
+            var last: [String: Any] = ["stage": report.stage, "received": report.received, "count": report.count]
+            if let d = report.detail { last["detail"] = d }
+            if let i = report.image { last["image"] = i }
+            entry["lastReport"] = last
+        }
+        return entry
+    }
+}
