@@ -7,6 +7,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "WyrcanChain", targets: ["WyrcanChain"]),
+        .library(name: "WyrcanFleet", targets: ["WyrcanFleet"]),
         .executable(name: "wyrcan", targets: ["WyrcanBoot"]),
         .executable(name: "wyrcan-serve", targets: ["WyrcanServe"]),
     ],
@@ -66,10 +67,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/WyrcanBoot"),
+        // The fleet's inventory and what each host gets from it (cmdlines, iPXE scripts): a
+        // library of its own, so that the fuzzers (Fuzz/) reach the loader.
+        .target(name: "WyrcanFleet", dependencies: ["WyrcanChain", "Yams"]),
         .executableTarget(
             name: "WyrcanServe",
             dependencies: [
-                "WyrcanChain", "WyrcanHTTP", "Yams",
+                "WyrcanChain", "WyrcanFleet", "WyrcanHTTP", "Yams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -80,7 +84,7 @@ let package = Package(
         .testTarget(name: "WyrcanChainTests", dependencies: ["WyrcanChain", "WyrcanHTTP", "WyrcanTestSupport"]),
         // Runs the built executables as a user would; depending on them makes `swift test` build them.
         .testTarget(name: "WyrcanBootTests", dependencies: ["WyrcanChain", "WyrcanBoot", "WyrcanServe"]),
-        .testTarget(name: "WyrcanServeTests", dependencies: ["WyrcanServe", "WyrcanChain"]),
+        .testTarget(name: "WyrcanServeTests", dependencies: ["WyrcanServe", "WyrcanFleet", "WyrcanChain"]),
         // Real peers on loopback: docker-registry, umoci, skopeo, an unreliable registry.
         .testTarget(
             name: "WyrcanSystemTests", dependencies: ["WyrcanChain", "WyrcanHTTP", "WyrcanBoot", "WyrcanServe", "WyrcanTestSupport"],

@@ -3,6 +3,7 @@ import Logging
 import Testing
 import WyrcanChain
 import WyrcanHTTP
+@testable import WyrcanFleet
 @testable import WyrcanServe
 
 /// Inventories and requests made to hurt: refused in one line, in bounded work.

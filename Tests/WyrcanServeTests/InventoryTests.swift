@@ -1,5 +1,6 @@
 import Testing
 import WyrcanChain
+@testable import WyrcanFleet
 @testable import WyrcanServe
 
 @Suite struct MACAddressTests {

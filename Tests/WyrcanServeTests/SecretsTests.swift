@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import WyrcanChain
 import WyrcanHTTP
+@testable import WyrcanFleet
 @testable import WyrcanServe
 
 /// A host with S3 keys or `secret: true` arguments gets them only from /v1/config over TLS;

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WyrcanTestSupport
 
 /// Wyrcan's own initramfs under QEMU (TCG) with the Debian kernel, pulling from a local
 /// docker-registry through user networking (guest 10.0.2.2 = host loopback).
@@ -89,24 +90,10 @@ import Testing
         }
     }
 
-    nonisolated(unsafe) static var shared: Rig?
-    nonisolated(unsafe) static var registryPID: Int32 = 0
-    /// Suites run in parallel and several share this rig (VolumeBootSystemTests too): built once,
-    /// under a lock — two builders in the same directory rebuilt each other's test image.
-    static let rigLock = NSLock()
-    static func rig() throws -> Rig {
-        rigLock.lock()
-        defer { rigLock.unlock() }
-        if let shared { return shared }
-        let r = try Rig()
-        shared = r
-        // The shared rig lives until the test process exits: stop its registry by PID then.
-        registryPID = r.registry.server.process.processIdentifier
-        atexit {
-            if BootSystemTests.registryPID > 0 { kill(BootSystemTests.registryPID, SIGTERM) }
-        }
-        return r
-    }
+    /// Suites run in parallel and several share this rig (VolumeBootSystemTests too): built once
+    /// — two builders in the same directory rebuilt each other's test image.
+    static let shared = SharedRig(build: { try Rig() }, server: { $0.registry.server })
+    static func rig() throws -> Rig { try shared.get() }
 
     static func marker(_ console: String, _ name: String = "WYRCAN-BOOT-MARKER") -> String? {
         let parts = console.components(separatedBy: "\(name) cmdline=")
@@ -249,6 +236,31 @@ import Testing
         #expect(console.contains("MiB are available; give the machine more memory"), "console:\n\(console.suffix(3000))")
         #expect(console.components(separatedBy: "● Failure:").count == 2, "the failure is said once:\n\(console.suffix(3000))")
         #expect(!console.contains("Out of memory") && console.contains("MEM-42"), "console:\n\(console.suffix(3000))")
+    }
+
+    /// Images made to hurt the converter: a member path of ≈ 11 000 components (it overflowed
+    /// the stack: as /init, a kernel panic) and a sparse bomb (16 members claiming 4 GiB each in
+    /// a 20 KB layer). Each is refused in one line, not retried, and Wyrcan goes on to reboot.
+    @Test(.timeLimit(.minutes(6)))
+    func hostileImagesAreRefusedNotAPanic() throws {
+        let rig = try Self.rig()
+        var deep = TestTar()
+        deep.add(String(repeating: "a/", count: 11_000) + "f", content: [1])
+        var bomb = TestTar()
+        for i in 0..<16 { bomb.addSparse("var/log/lastlog\(i)", realSize: 4_294_967_295, offset: 4_294_967_294, data: [1]) }
+        bomb.add("boot/wyrcan.kernel", content: Array("kernel".utf8))
+        bomb.add("init", content: Array("#!/bin/sh\n".utf8), mode: 0o755)
+        for (name, tar, failure) in [("deep", deep, "the path is longer than the 4095 bytes Linux allows"),
+                                     ("sparse", bomb, "the image unpacks to 64.0 GiB, more than the ")] {
+            try Data(tar.archive).write(to: URL(fileURLWithPath: "\(rig.dir)/\(name).tar"))
+            try Sys.buildImage(#"{"images": [{"layers": [{"tar": "\#(rig.dir)/\#(name).tar"}]}]}"#, layout: "\(rig.dir)/\(name)")
+            try rig.registry.push(layout: "\(rig.dir)/\(name)", tag: "latest", to: "hostile/\(name)")
+            let console = try Sys.runUntil("/usr/bin/qemu-system-x86_64", Rig.qemuArguments(
+                cmdline: "console=ttyS0 wyr.img=\(rig.guestRegistry)/hostile/\(name) wyr.insecure=\(rig.guestRegistry)", serial: "file:\(rig.dir)/hostile-\(name).console"),
+                console: "\(rig.dir)/hostile-\(name).console", until: ["● Rebooting", "Kernel panic"], timeout: 200)
+            #expect(console.contains("● Failure: ") && console.contains(failure), "\(name): console:\n\(console.suffix(3000))")
+            #expect(console.contains("● Rebooting in 30 s") && !console.contains("Kernel panic") && !console.contains("attempt 1 of 3 failed"), "\(name): \(console.suffix(2000))")
+        }
     }
 
     @Test(.timeLimit(.minutes(5)))

@@ -466,7 +466,7 @@ import Testing
          """, "/init resolves to ../../../usr/bin/env, which is not an executable file inside the image"),
         ("""
          {"images": [{"layers": [{"entries": [{"path": "../escape", "type": "file", "content": "x"}]}]}]}
-         """, "entry '../escape' points outside the image root"),
+         """, #"entry "../escape" points outside the image root"#),
         ("""
          {"images": [{"layers": [{"entries": [{"path": "boot", "type": "dir"}, {"path": "boot/wyrcan.kernel", "type": "file", "content": "k"},
            {"path": "boot/wyrcan.cmdline", "type": "file", "content": "quiet\\u0000 console=ttyS0"},
@@ -476,7 +476,7 @@ import Testing
          {"images": [{"layers": [{"entries": [{"path": "boot", "type": "dir"}, {"path": "boot/wyrcan.kernel", "type": "file", "content": "k"},
            {"path": "boot/wyrcan.cmdline", "type": "file", "content": "quiet msg=voil\\u00e0"},
            {"path": "init", "type": "file", "content": "x", "mode": 493}]}]}]}
-         """, "/boot/wyrcan.cmdline: the kernel would split 'msg=voil"),
+         """, #"/boot/wyrcan.cmdline: the kernel would split "msg=voil"#),
         ("""
          {"images": [{"layers": [
            {"entries": [{"path": "boot", "type": "dir"}, {"path": "boot/wyrcan.kernel", "type": "file", "content": "k"},
@@ -484,11 +484,11 @@ import Testing
              {"path": "usr", "type": "dir"}, {"path": "usr/UTC", "type": "file", "content": "TZif"},
              {"path": "etc", "type": "dir"}, {"path": "etc/localtime", "type": "symlink", "target": "/usr/UTC"}]},
            {"entries": [{"path": "etc/localtime/x", "type": "file", "content": "x"}]}]}]}
-         """, "layer 2: 'etc/localtime/x' leads through a symlink to 'usr/UTC', which is not a directory"),
+         """, #"layer 2: "etc/localtime/x" leads through a symlink to "usr/UTC", which is not a directory"#),
         ("""
          {"images": [{"layers": [{"entries": [{"path": "boot", "type": "dir"}, {"path": "boot/wyrcan.kernel", "type": "file", "content": "k"},
            {"path": "init", "type": "file", "content": "x", "mode": 493, "uid": 4294967296}]}]}]}
-         """, "init: owner 4294967296:0 does not fit in 32 bits"),
+         """, #""init": owner 4294967296:0 does not fit in 32 bits"#),
     ])
     func brokenImagesExplainWhatIsMissing(spec: String, message: String) throws {
         let work = try Sys.tempDir("broken-\(abs(message.hashValue))")

@@ -182,4 +182,35 @@ import Testing
         let r = try Sys.run("/usr/sbin/dnsmasq", ["--test", "-C", Sys.root + "/examples/dhcp/dnsmasq.conf"])
         #expect(r.status == 0 && r.stderr.contains("syntax check OK"), "\(r.stderr)")
     }
+
+    /// A machine holding connections open (headers sent slowly, never finished) keeps only its
+    /// own share: past --per-address-connections the server closes its new connections, and
+    /// other machines are served as before.
+    @Test func oneAddressCannotTakeAllConnections() throws {
+        let server = try Server(name: "per-address", extra: ["--per-address-connections", "8"])
+        let script = """
+            import socket, sys, time
+            port = int(sys.argv[1])
+            held = []
+            for _ in range(8):
+                s = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.2", 0))
+                s.sendall(b"GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n")
+                held.append(s)
+            time.sleep(0.5)
+            extra = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.2", 0))
+            extra.settimeout(5)
+            try:
+                extra.sendall(b"GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+                print("ninth:", "closed" if extra.recv(100) == b"" else "answered")
+            except OSError as e:
+                print("ninth: closed", type(e).__name__)
+            other = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.3", 0))
+            other.sendall(b"GET /healthz HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+            print("other address:", other.recv(100).split(b"\\r\\n")[0].decode())
+            """
+        try script.write(toFile: server.dir + "/hold.py", atomically: true, encoding: .utf8)
+        let r = try Sys.run("/usr/bin/python3", [server.dir + "/hold.py", "\(server.port)"])
+        #expect(r.stdout.contains("ninth: closed"), "\(r.stdout) \(r.stderr)")
+        #expect(r.stdout.contains("other address: HTTP/1.1 200 OK"), "\(r.stdout) \(r.stderr)")
+    }
 }

@@ -142,6 +142,44 @@ enum Sys {
     }
 }
 
+/// A rig built once per test process, when the first test asks (suites run in parallel: the
+/// lock makes the others wait for it), whose server is stopped by PID when the process exits.
+final class SharedRig<Rig: AnyObject>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Rig?
+    private let build: () throws -> Rig
+    private let server: (Rig) -> Background
+
+    init(build: @escaping () throws -> Rig, server: @escaping (Rig) -> Background) {
+        self.build = build
+        self.server = server
+    }
+
+    func get() throws -> Rig {
+        lock.lock()
+        defer { lock.unlock() }
+        if let value { return value }
+        let rig = try build()
+        value = rig
+        SharedRigPIDs.add(server(rig).process.processIdentifier)
+        return rig
+    }
+}
+
+/// The PIDs `SharedRig`s stop at exit (outside the generic class: a C callback cannot reach it).
+enum SharedRigPIDs {
+    nonisolated(unsafe) private static var pids: [Int32] = []
+    private static let lock = NSLock()
+    private static let registerOnce: Void = { atexit { for pid in SharedRigPIDs.all() { kill(pid, SIGTERM) } } }()
+
+    static func add(_ pid: Int32) {
+        _ = registerOnce
+        lock.lock(); pids.append(pid); lock.unlock()
+    }
+
+    static func all() -> [Int32] { lock.lock(); defer { lock.unlock() }; return pids }
+}
+
 struct SysError: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }

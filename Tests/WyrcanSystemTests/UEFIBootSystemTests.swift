@@ -104,20 +104,8 @@ import Testing
         deinit { server.stop() }
     }
 
-    nonisolated(unsafe) static var shared: Rig?
-    static let rigLock = NSLock()
-    static func rig() throws -> Rig {
-        rigLock.lock()
-        defer { rigLock.unlock() }
-        if let shared { return shared }
-        let r = try Rig()
-        shared = r
-        let pid = r.server.process.processIdentifier
-        serverPID = pid
-        atexit { if UEFIBootSystemTests.serverPID > 0 { kill(UEFIBootSystemTests.serverPID, SIGTERM) } }
-        return r
-    }
-    nonisolated(unsafe) static var serverPID: Int32 = 0
+    static let shared = SharedRig(build: { try Rig() }, server: { $0.server })
+    static func rig() throws -> Rig { try shared.get() }
 
     /// The whole path: firmware → HTTPS → UKI → /v1/config over TLS → pull → kexec; the image's
     /// /init sees exactly the host's arguments (the secret one too, which never crossed the

@@ -51,6 +51,22 @@ extension VolumeMirror {
         }
     }
 
+    /// Records a decision that transfers nothing (`unchanged`, `keep`: its reason logged about
+    /// `name`); returns the decision, for the transfers.
+    private func settle(_ decision: Decision, _ rel: String, name: String, _ run: SyncRun) -> Decision {
+        switch decision {
+        case .unchanged(let entry):
+            run.state.withLock { $0.entries[rel] = entry }
+            run.report.withLock { $0.unchanged += 1 }
+        case .keep(let reason):
+            if let reason { log("  kept \(name): \(reason)") }
+            run.report.withLock { $0.kept += 1 }
+        case .transfer:
+            break
+        }
+        return decision
+    }
+
     private func begin(scanning local: LocalTree) throws(VolumeError) -> SyncRun {
         guard volume.mirror != nil else { throw .noMirror(volume: volume.name) }
         return SyncRun(remote: try remoteFiles(), local: local,
@@ -63,16 +79,8 @@ extension VolumeMirror {
         let run = try begin(scanning: try scanLocal())
         var tasks: [@Sendable () -> VolumeError?] = []
         for (rel, object) in run.remote.sorted(by: { $0.key < $1.key }) where !LocalTree.isExcluded(rel, by: volume.exclude) {
-            switch pullDecision(rel, object, run) {
-            case .unchanged(let entry):
-                run.state.withLock { $0.entries[rel] = entry }
-                run.report.withLock { $0.unchanged += 1 }
-            case .keep(let reason):
-                if let reason { log("  kept \(rel): \(reason)") }
-                run.report.withLock { $0.kept += 1 }
-            case .transfer(let conflict):
-                tasks.append(download(rel, object, conflict: conflict, run))
-            }
+            guard case .transfer(let conflict) = settle(pullDecision(rel, object, run), rel, name: rel, run) else { continue }
+            tasks.append(download(rel, object, conflict: conflict, run))
         }
         self.run(tasks, report: run.report)
         if volume.remove { removeLocalFilesGoneFromTheMirror(run) }
@@ -148,21 +156,13 @@ extension VolumeMirror {
         for rel in run.local.skipped { log("  skipped \(rel): not a regular file (a bucket holds files only)") }
         var tasks: [@Sendable () -> VolumeError?] = []
         for (rel, file) in run.local.files.sorted(by: { $0.key < $1.key }) where !LocalTree.isExcluded(rel, by: volume.exclude) {
-            switch pushDecision(rel, file, run) {
-            case .unchanged(let entry):
-                run.state.withLock { $0.entries[rel] = entry }
-                run.report.withLock { $0.unchanged += 1 }
-            case .keep(let reason):
-                if let reason { log("  kept s3://\(mirror.bucket)/\(key(rel)): \(reason)") }
-                run.report.withLock { $0.kept += 1 }
-            case .transfer(let conflict):
-                let target = conflict ? rel + Self.conflictSuffix() : rel
-                if conflict {
-                    log("  conflict \(rel): changed here and on the mirror; yours is pushed as s3://\(mirror.bucket)/\(key(target))")
-                    run.report.withLock { $0.conflicts += 1 }
-                }
-                tasks.append(upload(rel, file, as: target, run))
+            guard case .transfer(let conflict) = settle(pushDecision(rel, file, run), rel, name: "s3://\(mirror.bucket)/\(key(rel))", run) else { continue }
+            let target = conflict ? rel + Self.conflictSuffix() : rel
+            if conflict {
+                log("  conflict \(rel): changed here and on the mirror; yours is pushed as s3://\(mirror.bucket)/\(key(target))")
+                run.report.withLock { $0.conflicts += 1 }
             }
+            tasks.append(upload(rel, file, as: target, run))
         }
         self.run(tasks, report: run.report)
         if volume.remove { removeObjectsGoneFromHere(run) }

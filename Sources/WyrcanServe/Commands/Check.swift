@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import WyrcanFleet
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(

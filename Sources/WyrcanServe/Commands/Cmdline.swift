@@ -1,5 +1,6 @@
 import ArgumentParser
 import WyrcanChain
+import WyrcanFleet
 
 struct Cmdline: ParsableCommand {
     static let configuration = CommandConfiguration(

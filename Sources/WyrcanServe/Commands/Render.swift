@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import WyrcanChain
+import WyrcanFleet
 import WyrcanHTTP
 
 struct Render: ParsableCommand {

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Logging
 import WyrcanChain
+import WyrcanFleet
 import WyrcanHTTP
 
 struct Serve: ParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import WyrcanChain
+import WyrcanFleet
 
 @main
 struct WyrcanServe: ParsableCommand {

@@ -1,5 +1,6 @@
 import Foundation
 import WyrcanChain
+import WyrcanFleet
 import WyrcanHTTP
 
 /// Serves files below the assets directory: Content-Length, ETag, Last-Modified,

@@ -1,5 +1,6 @@
 import Foundation
 import WyrcanChain
+import WyrcanFleet
 import WyrcanHTTP
 
 /// Boot reports in, the fleet's view out — bounded, so that no machine on the boot network can

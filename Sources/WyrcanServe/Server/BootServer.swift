@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import WyrcanChain
+import WyrcanFleet
 import WyrcanHTTP
 
 /// The HTTP(S) endpoints of wyrcan-serve.

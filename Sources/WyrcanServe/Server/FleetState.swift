@@ -1,5 +1,6 @@
 import Foundation
 import WyrcanChain
+import WyrcanFleet
 
 /// Boot reports from Wyrcan stages (`wyr.report=`) and request metrics.
 final class FleetState: Sendable {

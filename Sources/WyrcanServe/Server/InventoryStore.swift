@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import WyrcanChain
+import WyrcanFleet
 
 /// The inventory being served. A reload that fails keeps the old inventory serving and logs why.
 final class InventoryStore: Sendable {

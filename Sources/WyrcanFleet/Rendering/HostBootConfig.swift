@@ -1,31 +1,36 @@
 import WyrcanChain
 
 /// Why a host's settings cannot be rendered into a bootable cmdline / iPXE script.
-struct RenderError: Error, Sendable {
-    var field: String
-    var reason: String
+public struct RenderError: Error, Sendable {
+    public var field: String
+    public var reason: String
 }
 
 /// Where machines fetch their secrets: this server's HTTPS listener and its public key's pin.
-struct ConfigEndpoint: Sendable, Equatable {
+public struct ConfigEndpoint: Sendable, Equatable {
     /// `https://HOST:PORT` as machines reach it.
-    var url: String
+    public var url: String
     /// `sha256//BASE64` of the listener's public key.
-    var pin: String
+    public var pin: String
+
+    public init(url: String, pin: String) {
+        self.url = url
+        self.pin = pin
+    }
 }
 
 /// Everything one machine gets: its Wyrcan release and its full Wyrcan cmdline, built with the
 /// WyrcanChain cmdline model (so chains and quoting are right) and checked to pass unchanged
 /// through iPXE's script parser. A host that holds secrets gets them only from `/v1/config`
 /// over TLS; its scripts carry what it takes to reach that endpoint instead.
-struct HostBootConfig: Sendable {
-    let mac: MACAddress
-    let group: String?
-    let mode: Inventory.Mode
-    let release: Inventory.Release?
-    let releaseName: String?
+public struct HostBootConfig: Sendable {
+    public let mac: MACAddress
+    public let group: String?
+    public let mode: Inventory.Mode
+    public let release: Inventory.Release?
+    public let releaseName: String?
     /// S3 keys or `secret: true` arguments: the full cmdline travels only over TLS.
-    let holdsSecrets: Bool
+    public let holdsSecrets: Bool
     /// The cmdline without `wyr.report` (added per request, since it names the server's URL).
     private let stages: [ChainStage]
     private let final: [String]
@@ -33,7 +38,7 @@ struct HostBootConfig: Sendable {
     /// network files, plain-HTTP registries, platform, rescue.
     private let reach: [String]
 
-    init(mac: MACAddress, group: String?, profile: Inventory.Profile, inventory: Inventory) throws(RenderError) {
+    public init(mac: MACAddress, group: String?, profile: Inventory.Profile, inventory: Inventory) throws(RenderError) {
         self.mac = mac
         self.group = group
         self.mode = profile.mode ?? .boot
@@ -114,7 +119,7 @@ struct HostBootConfig: Sendable {
         return out
     }
 
-    static func render(_ key: String, _ value: String, field: String) throws(RenderError) -> String {
+    public static func render(_ key: String, _ value: String, field: String) throws(RenderError) -> String {
         guard let text = KernelCmdline.render(key: key, value: value) else {
             throw RenderError(field: field, reason: "\(Message.quoted(value)) cannot be carried on a kernel cmdline (it contains '\"')")
         }
@@ -123,7 +128,7 @@ struct HostBootConfig: Sendable {
 
     /// The full Wyrcan cmdline, secrets included (for `/v1/config` over TLS); `reportURL` is
     /// added to every stage as `wyr.report=`.
-    func cmdline(reportURL: String?) throws(RenderError) -> String {
+    public func cmdline(reportURL: String?) throws(RenderError) -> String {
         let report = reportURL.map { ["wyr.report=\($0)"] } ?? []
         let chain = Chain(stages: stages.map { ChainStage(image: $0.image, parameters: $0.parameters + report) }, final: final)
         let text: String
@@ -144,7 +149,7 @@ struct HostBootConfig: Sendable {
     /// The cmdline for a script or a plain-HTTP answer: the full one, or — for a host that
     /// holds secrets — what it takes to reach `endpoint` (network, trust), which gives the rest
     /// over TLS. Nil endpoint for such a host: it cannot be served (no HTTPS listener).
-    func publicCmdline(reportURL: String?, endpoint: ConfigEndpoint?) throws(RenderError) -> String {
+    public func publicCmdline(reportURL: String?, endpoint: ConfigEndpoint?) throws(RenderError) -> String {
         guard holdsSecrets else { return try cmdline(reportURL: reportURL) }
         guard let endpoint else {
             throw RenderError(field: "", reason: "\(mac) holds secrets (s3 or secret: arguments), which travel only over TLS: serve with --https too")

@@ -4,9 +4,9 @@
 /// As values they cost nothing (the loader reads only the shapes it expects), so only keys are
 /// refused. A lexical scan: quoted scalars and comments are skipped; text inside a block scalar
 /// (`|`, `>`) that looks like `*name:` at the start of a line is taken for an alias key too.
-enum YAMLAliasCheck {
+public enum YAMLAliasCheck {
     /// The line (1-based) of the first alias used as a mapping key, or nil.
-    static func firstAliasKey(in text: String) -> Int? {
+    public static func firstAliasKey(in text: String) -> Int? {
         var scanner = Scanner(bytes: Array(text.utf8))
         return scanner.run()
     }

@@ -4,10 +4,10 @@ import WyrcanChain
 /// escapes, expands `${…}` in every token, ends a command at a token `||`, `&&` or `;`, starts a
 /// comment at a token beginning with `#`, and re-joins `kernel` arguments with single spaces. So
 /// a cmdline is passed through unchanged exactly when `unsafeToken` finds nothing.
-enum IPXEScript {
-    static let initrdName = "wyrcan.initrd"
+public enum IPXEScript {
+    public static let initrdName = "wyrcan.initrd"
 
-    static func unsafeToken(in cmdline: String) -> String? {
+    public static func unsafeToken(in cmdline: String) -> String? {
         if cmdline.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != " " || $0.value == 0x7F }) {
             return "control characters (newline, tab, …) cannot pass through an iPXE script"
         }
@@ -23,7 +23,7 @@ enum IPXEScript {
     }
 
     /// The bootstrap every machine chains to first: fetch its own script by MAC, forever retrying.
-    static func bootstrap(baseURL: String) -> String {
+    public static func bootstrap(baseURL: String) -> String {
         """
         #!ipxe
         # wyrcan-serve bootstrap: chains to this machine's own script.
@@ -37,7 +37,7 @@ enum IPXEScript {
         """
     }
 
-    static func host(_ config: HostBootConfig, baseURL: String, cmdline: String) -> String {
+    public static func host(_ config: HostBootConfig, baseURL: String, cmdline: String) -> String {
         let header = "# wyrcan-serve: \(config.mac)" + (config.group.map { " (group \($0))" } ?? "")
         guard config.mode == .boot, let release = config.release else {
             return """

@@ -2,22 +2,22 @@ import WyrcanChain
 
 /// The fleet inventory: which Wyrcan release, image, arguments, network and volumes each machine
 /// boots with, by MAC. A host inherits `defaults` ← its `group` ← its own settings.
-struct Inventory: Sendable {
-    struct Release: Sendable, Equatable {
-        var kernel: String
-        var initrd: String
+public struct Inventory: Sendable {
+    public struct Release: Sendable, Equatable {
+        public var kernel: String
+        public var initrd: String
         /// The release as a UKI (kernel + initrd + cmdline in one EFI file) for UEFI HTTPS boot.
-        var efi: String? = nil
+        public var efi: String? = nil
     }
 
-    enum Mode: String, Sendable {
+    public enum Mode: String, Sendable {
         /// Netboot Wyrcan with the host's cmdline.
         case boot
         /// Leave iPXE and boot from the local disk.
         case exit
     }
 
-    enum UnknownPolicy: String, Sendable {
+    public enum UnknownPolicy: String, Sendable {
         /// Unknown MACs boot with `defaults`.
         case `default`
         /// Unknown MACs boot from disk.
@@ -27,51 +27,53 @@ struct Inventory: Sendable {
     }
 
     /// Settings shared by defaults, groups and hosts; nil/empty means "inherit".
-    struct Profile: Sendable {
-        var release: String?
+    public struct Profile: Sendable {
+        public var release: String?
         /// One image, or several: a chain of Wyrcan stages (first booted first) ending in the OS.
-        var images: [String]?
+        public var images: [String]?
         /// Parameters for the final system, in order; an entry may hold several.
-        var args: [Argument] = []
+        public var args: [Argument] = []
         /// networkd files: FILE[.KIND] → section → key → values; a section may repeat.
-        var net: [NetworkConfig.File] = []
-        var volumes: [String] = []
-        var s3: [String] = []
-        var insecure: [String] = []
-        var platform: String?
-        var rescue: Bool?
-        var mode: Mode?
+        public var net: [NetworkConfig.File] = []
+        public var volumes: [String] = []
+        public var s3: [String] = []
+        public var insecure: [String] = []
+        public var platform: String?
+        public var rescue: Bool?
+        public var mode: Mode?
         /// Parameters for the Wyrcan kernel itself (console=ttyS0, …).
-        var kernelArgs: [String] = []
+        public var kernelArgs: [String] = []
+
+        public init(mode: Mode? = nil) { self.mode = mode }
     }
 
     /// An `args` entry: parameters written like a kernel cmdline; a secret one reaches the
     /// machine only over TLS (`/v1/config`), never in a script or a plain-HTTP answer.
-    struct Argument: Sendable, Equatable {
-        var text: String
-        var secret: Bool
+    public struct Argument: Sendable, Equatable {
+        public var text: String
+        public var secret: Bool
     }
 
-    struct Host: Sendable {
-        var mac: MACAddress
-        var group: String?
-        var profile: Profile
+    public struct Host: Sendable {
+        public var mac: MACAddress
+        public var group: String?
+        public var profile: Profile
         /// Where the host is defined, for messages.
-        var line: Int
+        public var line: Int
     }
 
-    var source: String
-    var releases: [String: Release]
-    var defaults: Profile
-    var groups: [String: Profile]
-    var hosts: [MACAddress: Host]
-    var unknown: UnknownPolicy
+    public var source: String
+    public var releases: [String: Release]
+    public var defaults: Profile
+    public var groups: [String: Profile]
+    public var hosts: [MACAddress: Host]
+    public var unknown: UnknownPolicy
 
     /// Whether a host with these settings holds secrets (S3 keys, `secret: true` arguments).
-    static func holdsSecrets(_ profile: Profile) -> Bool { !profile.s3.isEmpty || profile.args.contains(where: \.secret) }
+    public static func holdsSecrets(_ profile: Profile) -> Bool { !profile.s3.isEmpty || profile.args.contains(where: \.secret) }
 
     /// The effective settings of a host (or of an unknown MAC under `unknown: default`).
-    func profile(for mac: MACAddress) -> (Profile, group: String?)? {
+    public func profile(for mac: MACAddress) -> (Profile, group: String?)? {
         if let host = hosts[mac] {
             var p = defaults
             if let g = host.group, let group = groups[g] { p = p.merged(with: group) }
@@ -83,7 +85,7 @@ struct Inventory: Sendable {
 
 extension Inventory.Profile {
     /// `self` overridden by `upper`: scalars replace, lists append, net files replace by name.
-    func merged(with upper: Inventory.Profile) -> Inventory.Profile {
+    public func merged(with upper: Inventory.Profile) -> Inventory.Profile {
         var p = self
         if let r = upper.release { p.release = r }
         if let i = upper.images { p.images = i }

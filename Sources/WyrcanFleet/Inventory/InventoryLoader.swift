@@ -4,16 +4,16 @@ import Yams
 
 /// Reads and validates an inventory file as a whole. Every host's boot configuration is rendered
 /// once here, so a file that loads can always be served.
-struct InventoryLoader {
+public struct InventoryLoader {
     let file: String
     private var errors: [InventoryError] = []
 
     init(file: String) { self.file = file }
 
     /// An inventory larger than this is refused before it is parsed.
-    static let maximumBytes = 64 << 20
+    public static let maximumBytes = 64 << 20
 
-    static func load(_ path: String) throws(InventoryErrors) -> Inventory {
+    public static func load(_ path: String) throws(InventoryErrors) -> Inventory {
         let bytes: [UInt8]
         do { bytes = try FileSystem.readRegularFile(path, maximumBytes: maximumBytes) } catch {
             throw InventoryErrors(errors: [InventoryError(file: path, line: 0, field: "file", reason: "cannot read: \(error.reason ?? String(cString: strerror(error.code)))")])
@@ -24,7 +24,7 @@ struct InventoryLoader {
         return try load(text: text, file: path)
     }
 
-    static func load(text: String, file: String) throws(InventoryErrors) -> Inventory {
+    public static func load(text: String, file: String) throws(InventoryErrors) -> Inventory {
         if let line = YAMLAliasCheck.firstAliasKey(in: text) {
             throw InventoryErrors(errors: [InventoryError(file: file, line: line, field: "yaml", reason: "an alias (*NAME) as a mapping key is refused: it can stand for a tree of any size; write the key out")])
         }
