@@ -40,6 +40,15 @@ import WyrcanHTTP
         #expect(args.s3.map(\.alias) == ["store"] && args.reportURL == "https://s/v1/report/x")
         // The answer cannot redirect the fetch or the chain.
         #expect(args.server == "https://s" && args.depth == 0)
+        // An answer Wyrcan cannot verify (wyr.extra_args_url) adds only what it always could.
+        var plain = try WyrcanArgs(parsing: "wyr.img=r.io/mine wyr.extra_args_url=http://x/y")
+        try plain.merge(fetched: WyrcanArgs(parsing: "wyr.img=evil.io/os wyr.efi=write wyr.insecure=evil.io wyr.mode=exit wyr.report=http://evil/ wyr.arg=a wyr.s3=s,http://h,AK,SK wyr.volume=v,mirror=s/bkt"), trusted: false)
+        #expect(plain.image?.description == "r.io/mine:latest" && plain.efi == nil && plain.insecureRegistries.isEmpty && plain.mode == .boot && plain.reportURL == nil)
+        #expect(plain.args == ["a"] && plain.s3.count == 1 && plain.volumes.count == 1)
+        // Nor can a trusted one write EFI.
+        var trusted = try WyrcanArgs(parsing: "wyr.server=https://s")
+        try trusted.merge(fetched: WyrcanArgs(parsing: "wyr.img=r.io/os wyr.efi=write"))
+        #expect(trusted.efi == nil)
         // A volume whose alias nobody gives is refused after the merge.
         var lonely = try WyrcanArgs(parsing: "wyr.server=https://s wyr.volume=data,mirror=nowhere/bkt")
         #expect(throws: CmdlineError.self) { try lonely.merge(fetched: WyrcanArgs(parsing: "wyr.img=r/os")) }

@@ -93,6 +93,11 @@ import WyrcanTestSupport
         for i in 0..<16 { tar.addSparse("var/log/lastlog\(i)", realSize: 4_294_967_295, offset: 4_294_967_294, data: [1]) }
         let error = try #require(try Self.convert(Self.bootable(tar), unpackedLimit: 1 << 30))
         #expect(error.description.hasPrefix("the image unpacks to 64.0 GiB, more than the 1.0 GiB allowed"), "\(error)")
+        // Sizes whose sum would overflow: refused, not a trap (as /init, a trap is a panic).
+        var huge = TestTar()
+        for i in 0..<2 { huge.addSparse("var/big\(i)", realSize: Int64.max, offset: 0, data: [1]) }
+        let overflow = try #require(try Self.convert(Self.bootable(huge), unpackedLimit: 1 << 30))
+        #expect(overflow.description.contains("past the 1 TiB a member may hold"), "\(overflow)")
         // (An honest sparse file within the limit is read with its holes as zeros.)
         var small = TestTar()
         small.addSparse("var/log/lastlog", realSize: 1 << 20, offset: 4096, data: [7])

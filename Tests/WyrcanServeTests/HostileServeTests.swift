@@ -25,6 +25,14 @@ import WyrcanHTTP
         // Aliases as values are fine (and anchors in quoted text are not aliases).
         #expect(YAMLAliasCheck.firstAliasKey(in: "x: &v 1\ny: *v\nz: \"*v: no\"\nw: 'it''s *v: no'\n") == nil)
         #expect(YAMLAliasCheck.firstAliasKey(in: "hosts: {*k: 1}") == 1)
+        // Keys in every spelling libyaml reads: a flow entry without a value, an explicit key on
+        // the next line, after a `#` that is not a comment, after a line break that is only CR.
+        for (yaml, line) in [("x: {*bomb}", 1), ("?\n  *bomb\n: v", 2), ("{a#b: 1, *bomb: v}", 1), ("a: 1\r*bomb: v", 2), ("a: 1\u{2028}*bomb: v", 2)] {
+            #expect(YAMLAliasCheck.firstAliasKey(in: yaml) == line, "\(yaml)")
+        }
+        for yaml in ["x: [*a, *b]", "x: {k: *v}", "- *a\n- *b", "motd: it's *not: a key # *nor: this"] {
+            #expect(YAMLAliasCheck.firstAliasKey(in: yaml) == nil, "\(yaml)")
+        }
     }
 
     @Test func settingsOfTheWrongShapeAreErrors() {
@@ -93,6 +101,10 @@ import WyrcanHTTP
         #expect(server.state.lastReport(MACAddress(bytes: [0x02, 0, 0, 0, 0, 9])!) == nil)
         let all = server.state.reports(after: nil, limit: .max)
         #expect(all.count == FleetState.maximumUnknownHosts + 1)
+        // Boot counters too: made-up MACs cannot take them from the listed host.
+        for i in 0..<(FleetState.maximumUnknownHosts + 10) { server.state.countBoot(MACAddress(bytes: [0x06, 0, 0, UInt8(i >> 8 & 0xFF), UInt8(i & 0xFF), 1])!, known: false) }
+        server.state.countBoot(MACAddress("52:54:00:00:00:01")!, known: true)
+        #expect(server.state.metrics().contains("wyrcan_host_boots_total{mac=\"52:54:00:00:00:01\"} 1"))
         // With unknown: deny, an unknown MAC has nothing to report.
         #expect(report(try self.server(unknown: "deny"), "02:00:00:00:00:09", #"{"stage": "booting"}"#) == 404)
     }

@@ -69,6 +69,31 @@ import WyrcanHTTP
         #expect(get(server, "/v1/config/52:54:00:12:34:99", tls: true).1.contains("wyr.img=r.io/os"))
     }
 
+    /// The HTTPS URL in a secret host's script comes from the request's Host: one request with
+    /// another Host cannot make the cache hand that URL to the host's real boots.
+    @Test func aScriptCachedForOneHostHeaderIsNotServedForAnother() throws {
+        let server = try server(tls: true)
+        func script(host: String) -> String {
+            let response = server.handle(HTTPServerRequest(method: "GET", path: "/ipxe", query: [("mac", "52:54:00:12:34:56")], headers: ["host": host]))
+            guard case .bytes(let body) = response.body else { return "" }
+            return String(decoding: body, as: UTF8.self)
+        }
+        #expect(script(host: "bogus.example").contains("wyr.server=https://bogus.example:8443"))
+        #expect(script(host: "10.0.2.2:8080").contains("wyr.server=https://10.0.2.2:8443"))
+    }
+
+    @Test func s3KeysCannotHideInKernelArgs() throws {
+        do {
+            _ = try InventoryLoader.load(text: """
+                releases: {r: {kernel: k, initrd: i}}
+                defaults: {release: r, image: r.io/os, kernel_args: ["wyr.s3=store,http://h,AKID,S3CRETKEY"]}
+                """, file: "fleet.yaml")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.description.contains("kernel_args[0]: use image:, args:, s3: and volumes: instead of wyr.s3=…") && !error.description.contains("S3CRETKEY"), "\(error)")
+        }
+    }
+
     @Test func withoutAnHTTPSListenerASecretHostIsNotServed() throws {
         let server = try server(tls: false)
         let (status, body) = get(server, "/cmdline", query: [("mac", "52:54:00:12:34:56")])

@@ -85,9 +85,10 @@ extension BootAttempt {
         } catch {
             throw BootAgent.BootFailure(description: error.description, retryable: false)
         }
-        // Parameters from wyr.server may be secrets (the inventory's `secret: true`): they are
-        // not shown, nor reported.
-        let shown = fetchedFromServer ? "the image's \(Message.quoted(artifacts.cmdline)) + \(args.args.count) wyr.arg(s) from wyr.server, not shown" : next
+        // Parameters from wyr.server may be secrets (the inventory's `secret: true`), also when an
+        // earlier stage of a chain fetched them for this one: they are not shown, nor reported.
+        let hidden = fetchedFromServer || args.depth > 0
+        let shown = hidden ? "the image's \(Message.quoted(artifacts.cmdline)) + \(args.args.count) wyr.arg(s)\(fetchedFromServer ? " from wyr.server" : ""), not shown" : next
         Console.stage("Booting \(image) (\(shown))")
         reporter.send("kexec", detail: shown, image: image.description)
         FileSystem.remove(artifacts.initrdPath)

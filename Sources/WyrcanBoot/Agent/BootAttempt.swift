@@ -45,13 +45,19 @@ final class BootAttempt {
         reporter.send("network", image: args.image?.description)
     }
 
-    /// `wyr.server` (this machine's config, by MAC, over TLS), then `wyr.extra_args_url`.
+    /// `wyr.extra_args_url` (what it always could add), then `wyr.server` (this machine's
+    /// config, by MAC, over TLS), whose answer wins.
     private func fetchParameters() throws(BootAgent.BootFailure) {
+        if let url = args.extraArgsURL { try merge(try fetchExtraArgs(url), from: "wyr.extra_args_url", trusted: false) }
         if args.server != nil {
-            try merge(try fetchServerConfig(), from: "wyr.server")
+            try merge(try fetchServerConfig(), from: "wyr.server", trusted: true)
             fetchedFromServer = true
+            // What the server gave may be secret: NVRAM keeps it for anyone who reads it.
+            if args.efi == .write {
+                Console.detail("wyr.efi=write: not storing parameters from wyr.server in EFI (they may hold secrets); the UKI's wyr.server asks again at every boot")
+                args.efi = nil
+            }
         }
-        if let url = args.extraArgsURL { try merge(try fetchExtraArgs(url), from: "wyr.extra_args_url") }
     }
 
     private func fetchServerConfig() throws(BootAgent.BootFailure) -> WyrcanArgs {
@@ -90,8 +96,8 @@ final class BootAttempt {
         }
     }
 
-    private func merge(_ fetched: WyrcanArgs, from source: String) throws(BootAgent.BootFailure) {
-        do throws(CmdlineError) { try args.merge(fetched: fetched) } catch {
+    private func merge(_ fetched: WyrcanArgs, from source: String, trusted: Bool) throws(BootAgent.BootFailure) {
+        do throws(CmdlineError) { try args.merge(fetched: fetched, trusted: trusted) } catch {
             throw BootAgent.BootFailure(description: "\(source): \(error.description)", retryable: false)
         }
         if reporter.url == nil, let url = args.reportURL { reporter = Reporter(url: url) }

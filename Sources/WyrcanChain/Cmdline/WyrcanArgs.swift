@@ -94,15 +94,32 @@ public struct WyrcanArgs: Sendable, Equatable {
         if extraArgsURL == nil && server == nil { try checkVolumes() }
     }
 
-    /// Adds parameters fetched after network-up (`wyr.server`'s config, `wyr.extra_args_url`):
-    /// for single-valued keys the fetched value wins (image, platform, report, cache; `exit`
-    /// mode and rescue when given); lists grow — `wyr.arg` values after the cmdline's own,
-    /// registries, volumes and S3 aliases (the fetched one replaces one of the same name) —
-    /// and network files are replaced by name (the network is up by then: they go on to
-    /// `wyr.efi=write` and later stages). A fetched answer cannot ask for another fetch or set
-    /// the chain depth: its `wyr.server`, `wyr.server_pin`, `wyr.extra_args_url` and `wyr.depth`
-    /// are ignored.
+    /// Adds parameters fetched after network-up from `wyr.server`: for single-valued keys the
+    /// fetched value wins (image, platform, report, cache; `exit` mode and rescue when given);
+    /// lists grow — `wyr.arg` values after the cmdline's own, registries, volumes and S3 aliases
+    /// (the fetched one replaces one of the same name) — and network files are replaced by name
+    /// (the network is up by then: they go on to later stages). A fetched answer cannot ask for
+    /// another fetch, set the chain depth or write EFI: its `wyr.server`, `wyr.server_pin`,
+    /// `wyr.extra_args_url`, `wyr.depth` and `wyr.efi` are ignored.
     public mutating func merge(fetched: WyrcanArgs) throws(CmdlineError) {
+        try merge(fetched: fetched, trusted: true)
+    }
+
+    /// `trusted`: the answer of a server Wyrcan verified (`wyr.server`), which may set anything
+    /// above. Otherwise (`wyr.extra_args_url`, which may be plain HTTP) only what it always
+    /// could: S3 aliases, volumes not already named, the cache disk and more `wyr.arg` values.
+    public mutating func merge(fetched: WyrcanArgs, trusted: Bool) throws(CmdlineError) {
+        guard trusted else {
+            for alias in fetched.s3 {
+                s3.removeAll { $0.alias == alias.alias }
+                s3.append(alias)
+            }
+            for volume in fetched.volumes where !volumes.contains(where: { $0.name == volume.name }) { volumes.append(volume) }
+            if let cache = fetched.cache { self.cache = cache }
+            args += fetched.args
+            try checkVolumes()
+            return
+        }
         if let image = fetched.image { self.image = image }
         args += fetched.args
         network.replaceFiles(with: fetched.network)
@@ -120,7 +137,6 @@ public struct WyrcanArgs: Sendable, Equatable {
         }
         if let cache = fetched.cache { self.cache = cache }
         if fetched.mode == .exit { mode = .exit }
-        if fetched.efi != nil { efi = fetched.efi }
         try checkVolumes()
     }
 
@@ -164,7 +180,9 @@ public struct WyrcanArgs: Sendable, Equatable {
         // (Values travel on to files, URLs and messages: a newline or an escape never belongs.
         // wyr.arg values are the next kernel's, checked there.)
         if name != "arg", let v = parameter.value, v.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
-            throw .invalidValue(parameter: key, value: v, reason: "control characters (such as a newline) cannot appear in this value")
+            // (An S3 alias holds a secret key: only its name is shown.)
+            let shown = name == "s3" ? String(v.prefix { $0 != "," }) + ",…" : v
+            throw .invalidValue(parameter: key, value: shown, reason: "control characters (such as a newline) cannot appear in this value")
         }
         func value(_ expected: String) throws(CmdlineError) -> String {
             guard let v = parameter.value, !v.isEmpty else { throw .missingValue(parameter: key, expected: expected) }

@@ -27,6 +27,7 @@ public final class HTTPClient {
         var response = HTTPResponse(status: 0)
         var announced = false
         var tooLarge = false
+        var errorBodyCut = false
         do throws(CurlError) {
             try curl.perform(
                 onHeader: { line in
@@ -44,17 +45,19 @@ public final class HTTPClient {
                         return false
                     }
                     guard response.body.count + chunk.count <= limit else {
-                        // An error body is only a message: keep its start. A wanted body must be whole.
+                        // An error body is only a message: its start is kept and the transfer
+                        // ends there (a server may send one without end). A wanted body must be whole.
                         if response.isSuccess { tooLarge = true; return false }
                         response.body.append(contentsOf: chunk.prefix(max(0, limit - response.body.count)))
-                        return true
+                        errorBodyCut = true
+                        return false
                     }
                     response.body.append(contentsOf: chunk)
                     return true
                 },
                 upload: request.body.map(CurlEasy.reader))
         } catch {
-            if response.stoppedByReceiver { return response }
+            if response.stoppedByReceiver || errorBodyCut { return response }
             if tooLarge { throw .responseTooLarge(url: request.url, limit: limit) }
             throw error
         }

@@ -115,8 +115,8 @@ public struct InitrdBuilder {
         var bytes: Int64 = 0
         var sources = Set<RootfsTree.Source>()
         for node in tree.nodes.values {
-            bytes += 112 + Int64(node.info.path.utf8.count)
-            if node.info.type == .regular, sources.insert(node.source).inserted { bytes += node.info.size }
+            bytes = bytes.addingSaturating(112 + Int64(node.info.path.utf8.count))
+            if node.info.type == .regular, sources.insert(node.source).inserted { bytes = bytes.addingSaturating(node.info.size) }
         }
         return bytes
     }
@@ -327,5 +327,13 @@ private final class MemberCopier {
         guard copied == size else {
             throw ArchiveError(operation: "layer \(layer + 1)", message: "\(Message.quoted(path)): \(copied) of \(size) bytes in the layer")
         }
+    }
+}
+
+extension Int64 {
+    /// `self + other`, or `Int64.max` where that would overflow (sizes an image claims must not trap).
+    func addingSaturating(_ other: Int64) -> Int64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? .max : sum
     }
 }

@@ -41,6 +41,9 @@ struct LayerEntry: Sendable {
         if relative.split(separator: "/").contains(where: { $0.utf8.count > TreeLimits.maximumNameBytes }) {
             throw .beyondLimit(layer: layer, path: relative, what: "a name in it", limit: TreeLimits.maximumNameBytes)
         }
+        if info.size < 0 || info.size > TreeLimits.maximumMemberBytes {
+            throw .tooCostly(layer: layer, what: "\(Message.quoted(relative)) claims \(info.size) bytes, past the \(TreeLimits.maximumMemberBytes >> 40) TiB a member may hold")
+        }
         for target in [info.symlinkTarget, info.hardlinkTarget].compactMap({ $0 }) where target.utf8.count > TreeLimits.maximumLinkTargetBytes {
             throw .beyondLimit(layer: layer, path: relative, what: "its link target", limit: TreeLimits.maximumLinkTargetBytes)
         }

@@ -18,6 +18,8 @@ public enum TreeLimits {
     public static let maximumNameBytes = 255
     /// A symlink's target (Linux refuses longer ones with ENAMETOOLONG).
     public static let maximumLinkTargetBytes = 4095
+    /// One member's size (a sparse member claims it in a few bytes): far past any disk image.
+    public static let maximumMemberBytes: Int64 = 1 << 40
     /// Steps of symlink resolution (one component each) for one layer.
     public static let maximumResolutionSteps = 20_000_000
     /// Bytes of path text the merged tree holds (its memory grows with it).
@@ -110,12 +112,14 @@ struct RootfsTree {
         guard !parent.isEmpty, nodes[parent]?.info.type != .directory else { return path }
         // (A cached resolution holds while its directory does: the tree keeps every node's
         // ancestors directories, so nothing along it can block the path.)
-        if let directory = placements[parent], nodes[directory]?.info.type == .directory {
-            return Self.child(directory, Self.name(of: path))
-        }
-        let directory = try follow(parent, layer: layer).path
-        if directory != parent, let blocker = firstNonDirectory(along: directory) {
-            throw .notADirectory(layer: layer, path: path, target: blocker)
+        let directory: String
+        if let cached = placements[parent], nodes[cached]?.info.type == .directory {
+            directory = cached
+        } else {
+            directory = try follow(parent, layer: layer).path
+            if directory != parent, let blocker = firstNonDirectory(along: directory) {
+                throw .notADirectory(layer: layer, path: path, target: blocker)
+            }
         }
         let placedPath = Self.child(directory, Self.name(of: path))
         // A symlink can lead a path past what Linux can create.

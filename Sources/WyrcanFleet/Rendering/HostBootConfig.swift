@@ -91,8 +91,12 @@ public struct HostBootConfig: Sendable {
             guard KernelCmdline.isSingleParameter(arg), !arg.hasPrefix("-") else {
                 throw RenderError(field: "kernel_args[\(i)]", reason: "\(Message.quoted(arg)) is not one kernel parameter (balanced quotes, no spaces outside quotes, no leading '-')")
             }
-            if let key = WyrcanArgs.wyrcanKey(KernelCmdline.tokenize(arg)[0].key), ["img", "arg", "depth", "server", "server_pin"].contains(key) {
-                throw RenderError(field: "kernel_args[\(i)]", reason: "use image: and args: instead of \(Message.quoted(arg))")
+            let key = KernelCmdline.tokenize(arg)[0].key
+            if let name = WyrcanArgs.wyrcanKey(key) ?? WyrcanArgs.boot2ContainerKeys[key],
+               ["img", "arg", "depth", "server", "server_pin", "s3", "volume"].contains(name) {
+                // (S3 keys there would escape the secret handling: they go in s3:, volumes in volumes:.)
+                let shown = name == "s3" ? key + "=…" : Message.quoted(arg)
+                throw RenderError(field: "kernel_args[\(i)]", reason: "use image:, args:, s3: and volumes: instead of \(shown)")
             }
             out.append(arg)
         }

@@ -106,8 +106,10 @@ struct BootServer: Sendable {
     private func hostScript(_ r: HTTPServerRequest, mac: String?) -> HTTPServerResponse {
         guard let base = baseURL(r) else { return .text(400, "bad Host header\n") }
         let generation = store.snapshot.generation
-        if let text = mac, let m = MACAddress(text), let hit = cache.get("\(generation)|ipxe|\(m)|\(base)") {
-            state.countBoot(m)
+        // (The HTTPS URL in a secret-holding host's script comes from the request: it is part of the key.)
+        let endpoint = tls?.endpoint(for: r)?.url ?? ""
+        if let text = mac, let m = MACAddress(text), let hit = cache.get("\(generation)|ipxe|\(m)|\(base)|\(endpoint)") {
+            state.countBoot(m, known: store.inventory.hosts[m] != nil)
             return .text(200, hit)
         }
         switch config(mac) {
@@ -117,9 +119,9 @@ struct BootServer: Sendable {
             do throws(RenderError) { cmdline = c.mode == .boot ? try publicCmdline(c, r, base: base) : "" } catch {
                 return .text(503, error.reason + "\n")
             }
-            state.countBoot(c.mac)
+            state.countBoot(c.mac, known: store.inventory.hosts[c.mac] != nil)
             let script = IPXEScript.host(c, baseURL: base, cmdline: cmdline)
-            cache.set("\(generation)|ipxe|\(c.mac)|\(base)", script)
+            cache.set("\(generation)|ipxe|\(c.mac)|\(base)|\(endpoint)", script)
             return .text(200, script)
         }
     }
@@ -145,7 +147,7 @@ struct BootServer: Sendable {
             guard c.mode == .boot, let release = c.release else { return .text(404, "\(c.mac) boots from disk (mode: exit)\n") }
             let text: String
             do throws(RenderError) { text = try publicCmdline(c, r, base: base) } catch { return .text(503, error.reason + "\n") }
-            state.countBoot(c.mac)
+            state.countBoot(c.mac, known: store.inventory.hosts[c.mac] != nil)
             let body: [String: Any] = ["kernel": "\(base)/assets/\(release.kernel)", "initrd": ["\(base)/assets/\(release.initrd)"], "cmdline": text]
             let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
             return HTTPServerResponse(status: 200, headers: [("Content-Type", "application/json")], body: .bytes(Array(data)))
@@ -168,7 +170,7 @@ struct BootServer: Sendable {
             guard c.mode == .boot else { return .text(200, "wyr.mode=exit\n") }
             do throws(RenderError) {
                 let text = try c.cmdline(reportURL: reportURL(endpoint.url, c.mac))
-                state.countBoot(c.mac)
+                state.countBoot(c.mac, known: store.inventory.hosts[c.mac] != nil)
                 return HTTPServerResponse(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")],
                                           body: .bytes(Array((text + "\n").utf8)))
             } catch {

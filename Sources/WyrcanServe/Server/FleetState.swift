@@ -18,8 +18,10 @@ final class FleetState: Sendable {
     static let maximumUnknownHosts = 10_000
 
     private let reports = Locked<[MACAddress: Report]>([:])
-    /// Unknown MACs in the order they first reported (oldest first).
-    private let unknownOrder = Locked<[MACAddress]>([])
+    /// Unknown MACs in the order they first reported (oldest first), and as a set.
+    private let unknownOrder = Locked<(order: [MACAddress], members: Set<MACAddress>)>(([], []))
+    /// Unknown MACs with a boot counter.
+    private let unknownBoots = Locked(0)
     private let counters = Locked<[String: Int]>([:])
     private let boots = Locked<[String: Int]>([:])
     private let bytes = Locked<Int64>(0)
@@ -30,13 +32,20 @@ final class FleetState: Sendable {
             r[mac] = Report(stage: stage, detail: detail, image: image, received: Self.now(), count: (r[mac]?.count ?? 0) + 1)
             return isNew
         }
-        guard isNew && !known else { return }
-        let evicted: [MACAddress] = unknownOrder.withLock { order in
-            order.append(mac)
-            guard order.count > Self.maximumUnknownHosts else { return [] }
-            let excess = order.count - Self.maximumUnknownHosts
-            defer { order.removeFirst(excess) }
-            return Array(order.prefix(excess))
+        let evicted: [MACAddress] = unknownOrder.withLock { unknown in
+            // A MAC the inventory lists now (after a reload) is no longer one to forget.
+            if known {
+                if unknown.members.remove(mac) != nil { unknown.order.removeAll { $0 == mac } }
+                return []
+            }
+            guard isNew else { return [] }
+            unknown.order.append(mac)
+            unknown.members.insert(mac)
+            guard unknown.order.count > Self.maximumUnknownHosts else { return [] }
+            let excess = Array(unknown.order.prefix(unknown.order.count - Self.maximumUnknownHosts))
+            unknown.order.removeFirst(excess.count)
+            for m in excess { unknown.members.remove(m) }
+            return excess
         }
         if !evicted.isEmpty { reports.withLock { r in for m in evicted { r[m] = nil } } }
     }
@@ -55,11 +64,14 @@ final class FleetState: Sendable {
         counters.withLock { $0["\(endpoint)|\(status)", default: 0] += 1 }
     }
 
-    /// Boots counted per MAC, for at most as many MACs as reports keep (known hosts and
-    /// `maximumUnknownHosts` others).
-    func countBoot(_ mac: MACAddress) {
+    /// Boots counted per MAC: always for the hosts the inventory lists, for the first
+    /// `maximumUnknownHosts` others only (made-up MACs cannot take the counters from real hosts).
+    func countBoot(_ mac: MACAddress, known: Bool) {
         boots.withLock { b in
-            if b.count < Self.maximumUnknownHosts * 2 || b[mac.description] != nil { b[mac.description, default: 0] += 1 }
+            if known || b[mac.description] != nil || unknownBoots.withLock({ $0 }) < Self.maximumUnknownHosts {
+                if !known && b[mac.description] == nil { unknownBoots.withLock { $0 += 1 } }
+                b[mac.description, default: 0] += 1
+            }
         }
     }
 
