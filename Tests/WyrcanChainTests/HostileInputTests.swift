@@ -104,6 +104,12 @@ import WyrcanTestSupport
         #expect(try Self.convert(Self.bootable(small), unpackedLimit: 1 << 30) == nil)
     }
 
+    /// A total that saturated at `Int64.max` (some 840 000 members of 1 TiB) is named, not a trap.
+    @Test func aSaturatedTotalIsNamedNotATrap() {
+        let error = ConversionError.tooLargeUnpacked(bytes: Int64.max, limit: 1 << 30, source: "allowed")
+        #expect(error.description.hasPrefix("the image unpacks to 8589934591.9 GiB, more than the 1.0 GiB allowed"), "\(error)")
+    }
+
     /// `a\xff` and `a\xfe` would both become `a\u{FFFD}`, one file: refused, naming the bytes.
     @Test func namesThatAreNotUTF8AreRefusedNotMerged() throws {
         var tar = TestTar()

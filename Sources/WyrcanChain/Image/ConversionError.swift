@@ -67,9 +67,10 @@ public enum ConversionError: Error, CustomStringConvertible, Sendable {
 }
 
 extension ConversionError {
+    /// Rounded down to a tenth; any size (an image's total saturates at `Int64.max`).
     static func gib(_ bytes: Int64) -> String {
-        let tenths = bytes * 10 / (1 << 30)
-        return "\(tenths / 10).\(tenths % 10) GiB"
+        let gib: Int64 = 1 << 30
+        return "\(bytes / gib).\(bytes % gib * 10 / gib) GiB"
     }
 
     /// Whether trying again cannot help: the image itself is at fault (its blobs are
