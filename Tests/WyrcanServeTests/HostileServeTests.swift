@@ -70,9 +70,7 @@ import WyrcanHTTP
         var metadata: Logger.Metadata = [:]
         var logLevel: Logger.Level = .info
         subscript(metadataKey key: String) -> Logger.Metadata.Value? { get { nil } set {} }
-        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-            lines.append(message.description)
-        }
+        func log(event: LogEvent) { lines.append(event.message.description) }
     }
 
     func server(unknown: String, log: Captured = Captured()) throws -> BootServer {

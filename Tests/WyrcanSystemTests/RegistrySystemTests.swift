@@ -10,7 +10,7 @@ import Testing
     /// docker-registry over TLS (a throw-away CA) with htpasswd user wyrcan:s3cret, holding
     /// `small` as test/small:small; `work`/layout is the image, `work`/auth.json the credentials.
     static func tlsRegistryWithBasicAuth(_ name: String, work: String) throws -> (LocalRegistry, TestPKI) {
-        let pki = try TestPKI()
+        let pki = try TestPKI(name: "pki-\(name)")
         let registry = try LocalRegistry(name: name, pki: pki, htpasswd: ("wyrcan", "s3cret"))
         try Sys.buildImage(small, layout: work + "/layout")
         try registry.push(layout: work + "/layout", tag: "small", to: "test/small", credentials: ("wyrcan", "s3cret"))
@@ -177,7 +177,7 @@ import Testing
     /// `--ca-file HOST=FILE` trusts the CA for that host only; a missing file is refused up front.
     @Test func aCAFileForAnotherHostIsNotTrustedHere() throws {
         let work = try Sys.tempDir("ca-host")
-        let pki = try TestPKI()
+        let pki = try TestPKI(name: "pki-ca-host")
         let registry = try LocalRegistry(name: "ca-host", pki: pki)
         try Sys.buildImage(Self.small, layout: work + "/layout")
         try registry.push(layout: work + "/layout", tag: "small", to: "test/small")

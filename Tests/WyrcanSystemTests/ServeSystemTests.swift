@@ -140,7 +140,7 @@ import Testing
 
     /// TLS listeners checked with openssl s_client: what each profile accepts and refuses.
     @Test func tlsProfiles() throws {
-        let pki = try TestPKI()
+        let pki = try TestPKI(name: "pki-serve")
         let httpsModern = Sys.freePort(), httpsCompat = Sys.freePort(), httpsUEFI = Sys.freePort()
         let modern = try Server(name: "tls-modern", extra: ["--https", "127.0.0.1:\(httpsModern)", "--tls-profile", "modern", "--cert", pki.serverCert, "--key", pki.serverKey])
         let compat = try Server(name: "tls-compat", extra: ["--https", "127.0.0.1:\(httpsCompat)", "--tls-profile", "ipxe-compat", "--cert", pki.serverCert, "--key", pki.serverKey])

@@ -298,19 +298,20 @@ final class FlakyRegistry {
     deinit { server.stop() }
 }
 
-/// A throw-away CA and a server certificate for 127.0.0.1.
+/// A throw-away CA and a server certificate for 127.0.0.1, in a directory of its own (suites
+/// run in parallel: one's set-up must not remake the CA another is using).
 struct TestPKI {
     let dir: String
     var caCert: String { dir + "/ca.crt" }
     var serverCert: String { dir + "/server.crt" }
     var serverKey: String { dir + "/server.key" }
 
-    init() throws {
-        dir = try Sys.tempDir("pki")
+    init(name: String, caName: String = "wyrcan test CA") throws {
+        dir = try Sys.tempDir(name)
         let script = """
             set -e
             cd '\(dir)'
-            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj '/CN=wyrcan test CA' 2>/dev/null
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj '/CN=\(caName)' 2>/dev/null
             openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=127.0.0.1' 2>/dev/null
             printf 'subjectAltName=IP:127.0.0.1,IP:10.0.2.2,DNS:localhost\\nbasicConstraints=CA:FALSE\\n' > ext.cnf
             openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile ext.cnf 2>/dev/null

@@ -26,7 +26,7 @@ import Testing
         init() throws {
             boot = try BootSystemTests.rig()
             dir = try Sys.tempDir("uefi")
-            pki = try TestPKI()
+            pki = try TestPKI(name: "pki-uefi")
             httpsPort = Sys.freePort()
             httpPort = Sys.freePort()
             try FileManager.default.createDirectory(atPath: dir + "/assets", withIntermediateDirectories: true)
@@ -38,9 +38,8 @@ import Testing
             guard uki.status == 0 else { throw SysError("build-uki: \(uki.stderr)") }
             esl = dir + "/ca.esl"
             otherESL = dir + "/other-ca.esl"
-            let other = try Sys.sh("cd '\(dir)' && openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.crt -days 2 -subj '/CN=another CA' 2>/dev/null")
-            guard other.status == 0 else { throw SysError("openssl: \(other.stderr)") }
-            for (cert, out) in [(pki.caCert, esl), (dir + "/other.crt", otherESL)] {
+            let other = try TestPKI(name: "pki-uefi-other", caName: "another CA")
+            for (cert, out) in [(pki.caCert, esl), (other.caCert, otherESL)] {
                 let r = try Sys.run("/usr/bin/env", ["virt-fw-sigdb", "--add-cert", "8be4df61-93ca-11d2-aa0d-00e098032b8c", cert, "-o", out])
                 guard r.status == 0 else { throw SysError("virt-fw-sigdb: \(r.stderr)") }
             }

@@ -12,7 +12,7 @@ func fuzzInventory(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
             guard let (profile, group) = inventory.profile(for: mac),
                   let config = try? HostBootConfig(mac: mac, group: group, profile: profile, inventory: inventory) else { continue }
             if config.mode == .boot {
-                let endpoint = ConfigEndpoint(url: "https://s:8443", pin: "sha256//" + String(repeating: "A", count: 43) + "=")
+                let endpoint = ConfigEndpoint(url: "https://s:8443", pin: ConfigEndpoint.placeholderPin)
                 let cmdline = try? config.publicCmdline(reportURL: "http://s/v1/report/\(mac)", endpoint: endpoint)
                 _ = IPXEScript.host(config, baseURL: "http://s", cmdline: cmdline ?? "")
             }

@@ -9,7 +9,9 @@ public struct FileError: Error, CustomStringConvertible, Sendable {
     public let code: Int32
     /// Said instead of the system's text for `code`, when Wyrcan refused the file itself.
     public var reason: String? = nil
-    public var description: String { "\(operation) \(path): \(reason ?? String(cString: strerror(code)))" }
+    public var description: String { "\(operation) \(path): \(cause)" }
+    /// Wyrcan's reason, or the system's text for `code`.
+    public var cause: String { reason ?? String(cString: strerror(code)) }
 
     public init(operation: String, path: String, code: Int32, reason: String? = nil) {
         self.operation = operation

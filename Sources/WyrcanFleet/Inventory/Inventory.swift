@@ -52,6 +52,13 @@ public struct Inventory: Sendable {
     public struct Argument: Sendable, Equatable {
         public var text: String
         public var secret: Bool
+
+        /// Why the argument cannot go on a cmdline as it is, or nil (a secret is not quoted back).
+        public var problem: String? {
+            let tokens = KernelCmdline.tokenize(text)
+            guard tokens.contains(where: \.unterminatedQuote) || !tokens.allSatisfy(\.isValidUTF8) else { return nil }
+            return "\(secret ? "the secret argument" : Message.quoted(text)) has an unbalanced double quote (or an unquoted character containing byte 0xA0)"
+        }
     }
 
     public struct Host: Sendable {
@@ -70,6 +77,11 @@ public struct Inventory: Sendable {
     public var unknown: UnknownPolicy
 
     /// Whether a host with these settings holds secrets (S3 keys, `secret: true` arguments).
+    /// The release `profile` boots: its own, or the only one defined.
+    public func releaseName(for profile: Profile) -> String? {
+        profile.release ?? (releases.count == 1 ? releases.keys.first : nil)
+    }
+
     public static func holdsSecrets(_ profile: Profile) -> Bool { !profile.s3.isEmpty || profile.args.contains(where: \.secret) }
 
     /// The effective settings of a host (or of an unknown MAC under `unknown: default`).

@@ -16,7 +16,7 @@ public struct InventoryLoader {
     public static func load(_ path: String) throws(InventoryErrors) -> Inventory {
         let bytes: [UInt8]
         do { bytes = try FileSystem.readRegularFile(path, maximumBytes: maximumBytes) } catch {
-            throw InventoryErrors(errors: [InventoryError(file: path, line: 0, field: "file", reason: "cannot read: \(error.reason ?? String(cString: strerror(error.code)))")])
+            throw InventoryErrors(errors: [InventoryError(file: path, line: 0, field: "file", reason: "cannot read: \(error.cause)")])
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw InventoryErrors(errors: [InventoryError(file: path, line: 0, field: "file", reason: "not UTF-8 text")])
@@ -168,11 +168,7 @@ public struct InventoryLoader {
                 fail(item, f, "must be a string or {arg: STRING, secret: true}")
                 continue
             }
-            let tokens = KernelCmdline.tokenize(argument.text)
-            if tokens.contains(where: \.unterminatedQuote) || !tokens.allSatisfy(\.isValidUTF8) {
-                // (A secret's value is not quoted back.)
-                fail(item, f, "\(argument.secret ? "the secret argument" : Message.quoted(argument.text)) has an unbalanced double quote (or an unquoted character containing byte 0xA0)")
-            }
+            if let problem = argument.problem { fail(item, f, problem) }
             out.append(argument)
         }
         return out
@@ -259,14 +255,14 @@ public struct InventoryLoader {
         for host in inventory.hosts.values.sorted(by: { $0.line < $1.line }) {
             guard let (profile, group) = inventory.profile(for: host.mac) else { continue }
             do throws(RenderError) {
-                _ = try HostBootConfig(mac: host.mac, group: group, profile: profile, inventory: inventory)
+                try HostBootConfig(mac: host.mac, group: group, profile: profile, inventory: inventory).validate()
             } catch {
                 errors.append(InventoryError(file: file, line: host.line, field: "hosts.\(host.mac)\(error.field.isEmpty ? "" : "." + error.field)", reason: error.reason))
             }
         }
         if inventory.unknown == .default, inventory.defaults.images != nil || inventory.hosts.isEmpty {
             do throws(RenderError) {
-                _ = try HostBootConfig(mac: MACAddress("00:00:00:00:00:00")!, group: nil, profile: inventory.defaults, inventory: inventory)
+                try HostBootConfig(mac: MACAddress("00:00:00:00:00:00")!, group: nil, profile: inventory.defaults, inventory: inventory).validate()
             } catch {
                 errors.append(InventoryError(file: file, line: 0, field: "defaults\(error.field.isEmpty ? "" : "." + error.field)", reason: error.reason + " (unknown: default boots unknown MACs with the defaults)"))
             }

@@ -17,6 +17,9 @@ public struct ConfigEndpoint: Sendable, Equatable {
         self.url = url
         self.pin = pin
     }
+
+    /// A pin of the right shape, where the listener's key is not at hand (checks, `render`).
+    public static let placeholderPin = "sha256//" + String(repeating: "A", count: 43) + "="
 }
 
 /// Everything one machine gets: its Wyrcan release and its full Wyrcan cmdline, built with the
@@ -58,13 +61,19 @@ public struct HostBootConfig: Sendable {
         stages = images.enumerated().map { i, image in
             ChainStage(image: image, parameters: reach + (i == images.count - 1 ? last : []))
         }
-        // Render once with placeholders: everything that can fail, fails at load.
-        _ = try cmdline(reportURL: "http://127.0.0.1:1/v1/report/\(mac)")
-        _ = try publicCmdline(reportURL: "http://127.0.0.1:1/v1/report/\(mac)", endpoint: ConfigEndpoint(url: "https://127.0.0.1:1", pin: "sha256//" + String(repeating: "A", count: 43) + "="))
+    }
+
+    /// Renders both cmdlines with placeholder URLs: everything that can fail at serving time
+    /// fails here (the loader calls it for every host, so a loaded inventory always renders).
+    public func validate() throws(RenderError) {
+        guard mode == .boot else { return }
+        let report = "http://127.0.0.1:1/v1/report/\(mac)"
+        _ = try cmdline(reportURL: report)
+        _ = try publicCmdline(reportURL: report, endpoint: ConfigEndpoint(url: "https://127.0.0.1:1", pin: ConfigEndpoint.placeholderPin))
     }
 
     private static func release(_ profile: Inventory.Profile, _ inventory: Inventory) throws(RenderError) -> (String, Inventory.Release) {
-        guard let name = profile.release ?? (inventory.releases.count == 1 ? inventory.releases.keys.first : nil) else {
+        guard let name = inventory.releaseName(for: profile) else {
             throw RenderError(field: "release", reason: "no release chosen (set release: NAME; defined: \(inventory.releases.keys.sorted().joined(separator: ", ")))")
         }
         guard let release = inventory.releases[name] else {
@@ -114,11 +123,8 @@ public struct HostBootConfig: Sendable {
     private static func finalParameters(_ profile: Inventory.Profile) throws(RenderError) -> [String] {
         var out: [String] = []
         for (i, arg) in profile.args.enumerated() {
-            let tokens = KernelCmdline.tokenize(arg.text)
-            guard !tokens.contains(where: \.unterminatedQuote), tokens.allSatisfy(\.isValidUTF8) else {
-                throw RenderError(field: "args[\(i)]", reason: "\(arg.secret ? "the secret argument" : Message.quoted(arg.text)) has an unbalanced double quote (or an unquoted character containing byte 0xA0)")
-            }
-            out += tokens.map(\.raw)
+            if let problem = arg.problem { throw RenderError(field: "args[\(i)]", reason: problem) }
+            out += KernelCmdline.tokenize(arg.text).map(\.raw)
         }
         return out
     }

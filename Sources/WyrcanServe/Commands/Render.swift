@@ -60,7 +60,7 @@ struct Render: ParsableCommand {
 
     /// The pin of --cert's key, or a placeholder of the right shape.
     func pin() throws -> String {
-        guard let cert else { return "sha256//" + String(repeating: "A", count: 43) + "=" }
+        guard let cert else { return ConfigEndpoint.placeholderPin }
         let pem: String
         do { pem = try String(contentsOfFile: cert, encoding: .utf8) } catch { throw ValidationError("--cert \(cert): cannot read it") }
         do throws(CryptoError) { return try PublicKeyPin.of(certificatePEM: pem) } catch {

@@ -8,7 +8,8 @@ import WyrcanHTTP
 struct BootServer: Sendable {
     /// A host's configuration, or the answer to send instead.
     enum Lookup {
-        case found(HostBootConfig)
+        /// `known`: the inventory lists the MAC (its boots are always counted).
+        case found(HostBootConfig, known: Bool)
         case answer(HTTPServerResponse)
     }
 
@@ -83,12 +84,12 @@ struct BootServer: Sendable {
         guard let (profile, group) = inventory.profile(for: mac) else {
             if inventory.unknown == .exit {
                 let p = Inventory.Profile(mode: .exit)
-                if let c = try? HostBootConfig(mac: mac, group: nil, profile: p, inventory: inventory) { return .found(c) }
+                if let c = try? HostBootConfig(mac: mac, group: nil, profile: p, inventory: inventory) { return .found(c, known: false) }
             }
             return .answer(.text(404, "\(mac) is not in the inventory\n"))
         }
         do throws(RenderError) {
-            return .found(try HostBootConfig(mac: mac, group: group, profile: profile, inventory: inventory))
+            return .found(try HostBootConfig(mac: mac, group: group, profile: profile, inventory: inventory), known: inventory.hosts[mac] != nil)
         } catch {
             // Cannot happen for a loaded inventory (every host was rendered at load).
             logger.error("\(mac): \(error.field): \(error.reason)")
@@ -105,21 +106,21 @@ struct BootServer: Sendable {
 
     private func hostScript(_ r: HTTPServerRequest, mac: String?) -> HTTPServerResponse {
         guard let base = baseURL(r) else { return .text(400, "bad Host header\n") }
-        let generation = store.snapshot.generation
+        let (inventory, generation) = store.snapshot
         // (The HTTPS URL in a secret-holding host's script comes from the request: it is part of the key.)
         let endpoint = tls?.endpoint(for: r)?.url ?? ""
         if let text = mac, let m = MACAddress(text), let hit = cache.get("\(generation)|ipxe|\(m)|\(base)|\(endpoint)") {
-            state.countBoot(m, known: store.inventory.hosts[m] != nil)
+            state.countBoot(m, known: inventory.hosts[m] != nil)
             return .text(200, hit)
         }
         switch config(mac) {
         case .answer(let response): return response
-        case .found(let c):
+        case .found(let c, let known):
             let cmdline: String
             do throws(RenderError) { cmdline = c.mode == .boot ? try publicCmdline(c, r, base: base) : "" } catch {
                 return .text(503, error.reason + "\n")
             }
-            state.countBoot(c.mac, known: store.inventory.hosts[c.mac] != nil)
+            state.countBoot(c.mac, known: known)
             let script = IPXEScript.host(c, baseURL: base, cmdline: cmdline)
             cache.set("\(generation)|ipxe|\(c.mac)|\(base)|\(endpoint)", script)
             return .text(200, script)
@@ -130,7 +131,7 @@ struct BootServer: Sendable {
         guard let base = baseURL(r) else { return .text(400, "bad Host header\n") }
         switch config(mac) {
         case .answer(let response): return response
-        case .found(let c):
+        case .found(let c, _):
             guard c.mode == .boot else { return .text(404, "\(c.mac) boots from disk (mode: exit)\n") }
             do throws(RenderError) { return .text(200, try publicCmdline(c, r, base: base) + "\n") } catch {
                 return .text(503, error.reason + "\n")
@@ -143,11 +144,11 @@ struct BootServer: Sendable {
         guard let base = baseURL(r) else { return .text(400, "bad Host header\n") }
         switch config(mac) {
         case .answer(let response): return response
-        case .found(let c):
+        case .found(let c, let known):
             guard c.mode == .boot, let release = c.release else { return .text(404, "\(c.mac) boots from disk (mode: exit)\n") }
             let text: String
             do throws(RenderError) { text = try publicCmdline(c, r, base: base) } catch { return .text(503, error.reason + "\n") }
-            state.countBoot(c.mac, known: store.inventory.hosts[c.mac] != nil)
+            state.countBoot(c.mac, known: known)
             let body: [String: Any] = ["kernel": "\(base)/assets/\(release.kernel)", "initrd": ["\(base)/assets/\(release.initrd)"], "cmdline": text]
             let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
             return HTTPServerResponse(status: 200, headers: [("Content-Type", "application/json")], body: .bytes(Array(data)))
@@ -166,11 +167,11 @@ struct BootServer: Sendable {
         }
         switch config(mac) {
         case .answer(let response): return response
-        case .found(let c):
+        case .found(let c, let known):
             guard c.mode == .boot else { return .text(200, "wyr.mode=exit\n") }
             do throws(RenderError) {
                 let text = try c.cmdline(reportURL: reportURL(endpoint.url, c.mac))
-                state.countBoot(c.mac, known: store.inventory.hosts[c.mac] != nil)
+                state.countBoot(c.mac, known: known)
                 return HTTPServerResponse(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")],
                                           body: .bytes(Array((text + "\n").utf8)))
             } catch {
@@ -182,8 +183,7 @@ struct BootServer: Sendable {
     /// `/boot.efi`: the default release's UKI, for a DHCP boot URL that names no host.
     private func bootEFI(_ r: HTTPServerRequest) -> HTTPServerResponse {
         let inventory = store.inventory
-        let name = inventory.defaults.release ?? (inventory.releases.count == 1 ? inventory.releases.keys.first : nil)
-        guard let name, let efi = inventory.releases[name]?.efi else {
+        guard let name = inventory.releaseName(for: inventory.defaults), let efi = inventory.releases[name]?.efi else {
             return .text(404, "no UKI: give the default release an efi: file in the inventory\n")
         }
         return assets.respond(r, relative: efi)

@@ -17,46 +17,49 @@ final class FleetState: Sendable {
     /// oldest are forgotten past this many, so bogus reports cannot crowd out real hosts.
     static let maximumUnknownHosts = 10_000
 
-    private let reports = Locked<[MACAddress: Report]>([:])
-    /// Unknown MACs in the order they first reported (oldest first), and as a set.
-    private let unknownOrder = Locked<(order: [MACAddress], members: Set<MACAddress>)>(([], []))
-    /// Unknown MACs with a boot counter.
-    private let unknownBoots = Locked(0)
+    /// The last report per MAC, and the MACs the inventory does not list in the order they
+    /// first reported (oldest first), as a list and as a set: one lock, one step per report.
+    private struct Reports {
+        var last: [MACAddress: Report] = [:]
+        var unknownOrder: [MACAddress] = []
+        var unknown: Set<MACAddress> = []
+    }
+    private let reports = Locked(Reports())
     private let counters = Locked<[String: Int]>([:])
-    private let boots = Locked<[String: Int]>([:])
+    /// Boot counters per MAC, and how many of them are for MACs the inventory does not list.
+    private let boots = Locked<(counts: [String: Int], unknown: Int)>(([:], 0))
     private let bytes = Locked<Int64>(0)
 
     func record(mac: MACAddress, known: Bool, stage: String, detail: String?, image: String?) {
-        let isNew = reports.withLock { r in
-            let isNew = r[mac] == nil
-            r[mac] = Report(stage: stage, detail: detail, image: image, received: Self.now(), count: (r[mac]?.count ?? 0) + 1)
-            return isNew
-        }
-        let evicted: [MACAddress] = unknownOrder.withLock { unknown in
+        let received = Self.now()
+        reports.withLock { r in
+            let isNew = r.last[mac] == nil
+            r.last[mac] = Report(stage: stage, detail: detail, image: image, received: received, count: (r.last[mac]?.count ?? 0) + 1)
             // A MAC the inventory lists now (after a reload) is no longer one to forget.
             if known {
-                if unknown.members.remove(mac) != nil { unknown.order.removeAll { $0 == mac } }
-                return []
+                if r.unknown.remove(mac) != nil { r.unknownOrder.removeAll { $0 == mac } }
+                return
             }
-            guard isNew else { return [] }
-            unknown.order.append(mac)
-            unknown.members.insert(mac)
-            guard unknown.order.count > Self.maximumUnknownHosts else { return [] }
-            let excess = Array(unknown.order.prefix(unknown.order.count - Self.maximumUnknownHosts))
-            unknown.order.removeFirst(excess.count)
-            for m in excess { unknown.members.remove(m) }
-            return excess
+            guard isNew else { return }
+            r.unknownOrder.append(mac)
+            r.unknown.insert(mac)
+            guard r.unknownOrder.count > Self.maximumUnknownHosts else { return }
+            let excess = r.unknownOrder.prefix(r.unknownOrder.count - Self.maximumUnknownHosts)
+            for m in excess {
+                r.unknown.remove(m)
+                r.last[m] = nil
+            }
+            r.unknownOrder.removeFirst(excess.count)
         }
-        if !evicted.isEmpty { reports.withLock { r in for m in evicted { r[m] = nil } } }
     }
 
-    func lastReport(_ mac: MACAddress) -> Report? { reports.withLock { $0[mac] } }
+    func lastReport(_ mac: MACAddress) -> Report? { reports.withLock { $0.last[mac] } }
 
     /// Up to `limit` reports after `after`, in MAC order.
     func reports(after: MACAddress?, limit: Int) -> [MACAddress: Report] {
         reports.withLock { r in
-            let keys = r.keys.filter { mac in after.map { mac > $0 } ?? true }.sorted().prefix(limit)
-            return Dictionary(uniqueKeysWithValues: keys.map { ($0, r[$0]!) })
+            let keys = r.last.keys.filter { mac in after.map { mac > $0 } ?? true }.sorted().prefix(limit)
+            return Dictionary(uniqueKeysWithValues: keys.map { ($0, r.last[$0]!) })
         }
     }
 
@@ -68,10 +71,10 @@ final class FleetState: Sendable {
     /// `maximumUnknownHosts` others only (made-up MACs cannot take the counters from real hosts).
     func countBoot(_ mac: MACAddress, known: Bool) {
         boots.withLock { b in
-            if known || b[mac.description] != nil || unknownBoots.withLock({ $0 }) < Self.maximumUnknownHosts {
-                if !known && b[mac.description] == nil { unknownBoots.withLock { $0 += 1 } }
-                b[mac.description, default: 0] += 1
-            }
+            let counted = b.counts[mac.description] != nil
+            guard known || counted || b.unknown < Self.maximumUnknownHosts else { return }
+            if !known && !counted { b.unknown += 1 }
+            b.counts[mac.description, default: 0] += 1
         }
     }
 
@@ -87,10 +90,10 @@ final class FleetState: Sendable {
         out += "# HELP wyrcan_http_response_bytes_total Bytes of asset bodies served.\n# TYPE wyrcan_http_response_bytes_total counter\n"
         out += "wyrcan_http_response_bytes_total \(bytes.withLock { $0 })\n"
         out += "# HELP wyrcan_host_boots_total Per-host boot scripts served, by MAC.\n# TYPE wyrcan_host_boots_total counter\n"
-        for (mac, n) in boots.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
+        for (mac, n) in boots.withLock({ $0.counts }).sorted(by: { $0.key < $1.key }) {
             out += "wyrcan_host_boots_total{mac=\"\(mac)\"} \(n)\n"
         }
-        out += "# HELP wyrcan_hosts_reporting Hosts that sent a boot report.\n# TYPE wyrcan_hosts_reporting gauge\nwyrcan_hosts_reporting \(reports.withLock { $0.count })\n"
+        out += "# HELP wyrcan_hosts_reporting Hosts that sent a boot report.\n# TYPE wyrcan_hosts_reporting gauge\nwyrcan_hosts_reporting \(reports.withLock { $0.last.count })\n"
         return out
     }
 
