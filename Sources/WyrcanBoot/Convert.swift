@@ -130,6 +130,7 @@ struct Convert: ParsableCommand {
             }
         }
         guard !output.isEmpty else { throw ValidationError("--output needs a directory") }
+        let limit = try unpackedLimit()
         for m in mirror where m.contains("/") || m.isEmpty {
             throw ValidationError("--mirror \(m): give HOST[:PORT], without a scheme or path (plain HTTP with --insecure-registry HOST[:PORT])")
         }
@@ -175,7 +176,7 @@ struct Convert: ParsableCommand {
         }
         let pulled = try puller.pull(location, workDirectory: work)
         var builder = InitrdBuilder(compression: compression, compressionLevel: level, compressionThreads: threads ?? LinuxSystem.processorCount)
-        builder.unpackedLimit = try unpackedLimit()
+        builder.unpackedLimit = limit
         let artifacts = try builder.build(layers: pulled.layers, outputDirectory: output, partialDirectory: work)
         if !quiet {
             printError("● Converted \(pulled.image.name): kernel \(TransferProgress.megabytes(artifacts.kernelBytes)), initrd \(TransferProgress.megabytes(artifacts.initrdBytes)) (\(compression.rawValue)), cmdline \"\(artifacts.cmdline)\"")

@@ -65,7 +65,7 @@ import WyrcanHTTP
 
     @Test func anInvalidAnswerNamesTheParameterNotItsValue() {
         do {
-            _ = try ConfigServer.parse(Array("wyr.s3=store,http://s3,AK\nwyr.img=r/os".utf8), server: "https://s")
+            _ = try ConfigServer.parse(Array("wyr.s3=store,http://s3,AK\nwyr.img=r/os".utf8), source: "wyr.server=https://s")
             Issue.record("accepted")
         } catch {
             #expect(error.description.contains("wyr.s3") && !error.description.contains("AK"), "\(error)")

@@ -39,10 +39,9 @@ extension BootAttempt {
             let layers = resolved.manifest.layersSize
             // Blobs, then an initrd of about the same size, then kexec's own copy of it.
             let needed = layers * 3 + (64 << 20)
-            if let available = LinuxSystem.memoryAvailable(), available < needed {
-                throw .notEnoughMemory(needed: needed, available: available)
-            }
-            plenty.withLock { $0 = memoryIsPlenty(compressedLayers: layers) }
+            let available = LinuxSystem.memoryAvailable()
+            if let available, available < needed { throw .notEnoughMemory(needed: needed, available: available) }
+            plenty.withLock { $0 = memoryIsPlenty(compressedLayers: layers, available: available) }
         }
         puller.afterFetch = { (index, blob) throws(ConversionError) -> String in
             guard plenty.withLock({ $0 }) else { return blob }
@@ -57,8 +56,8 @@ extension BootAttempt {
     /// kernel's, and compressing it here costs more time than the next kernel saves unpacking
     /// it — and layers are decompressed once. Otherwise zstd and two reads keep it small.
     /// Asked before the blobs are fetched, so their own room (1×) is counted too.
-    static func memoryIsPlenty(compressedLayers compressed: Int64) -> Bool {
-        guard let available = LinuxSystem.memoryAvailable() else { return false }
+    static func memoryIsPlenty(compressedLayers compressed: Int64, available: Int64?) -> Bool {
+        guard let available else { return false }
         // /run (a tmpfs) must hold the blobs, the staged tars and the initrd too.
         let room = FileSystem.freeSpace(BootAgent.workDirectory) ?? 0
         return available > compressed * 9 + (256 << 20) && room > compressed * 10 + (64 << 20)
@@ -87,8 +86,8 @@ extension BootAttempt {
         }
         // Parameters from wyr.server may be secrets (the inventory's `secret: true`), also when an
         // earlier stage of a chain fetched them for this one: they are not shown, nor reported.
-        let hidden = fetchedFromServer || args.depth > 0
-        let shown = hidden ? "the image's \(Message.quoted(artifacts.cmdline)) + \(args.args.count) wyr.arg(s)\(fetchedFromServer ? " from wyr.server" : ""), not shown" : next
+        let fromServer = args.server != nil
+        let shown = fromServer || args.depth > 0 ? "the image's \(Message.quoted(artifacts.cmdline)) + \(args.args.count) wyr.arg(s)\(fromServer ? " from wyr.server" : ""), not shown" : next
         Console.stage("Booting \(image) (\(shown))")
         reporter.send("kexec", detail: shown, image: image.description)
         FileSystem.remove(artifacts.initrdPath)

@@ -10,12 +10,14 @@ final class BootAttempt {
     var reporter: Reporter
     /// The interface that got an address first: its MAC names this machine to the server.
     var link: NetworkSetup.Link?
-    /// The parameters came (partly) from `wyr.server`.
-    var fetchedFromServer = false
+    /// The attempt's own requests (reports, parameters) share its connections; nil when libcurl
+    /// could not make a handle (the fetches say so, reports are skipped).
+    let client: HTTPClient?
 
     init(args: WyrcanArgs) {
         self.args = args
-        reporter = Reporter(url: args.reportURL)
+        client = try? HTTPClient()
+        reporter = Reporter(url: args.reportURL, client: client)
     }
 
     func run() throws(BootAgent.BootFailure) {
@@ -51,7 +53,6 @@ final class BootAttempt {
         if let url = args.extraArgsURL { try merge(try fetchExtraArgs(url), from: "wyr.extra_args_url", trusted: false) }
         if args.server != nil {
             try merge(try fetchServerConfig(), from: "wyr.server", trusted: true)
-            fetchedFromServer = true
             // What the server gave may be secret: NVRAM keeps it for anyone who reads it.
             if args.efi == .write {
                 Console.detail("wyr.efi=write: not storing parameters from wyr.server in EFI (they may hold secrets); the UKI's wyr.server asks again at every boot")
@@ -68,39 +69,38 @@ final class BootAttempt {
         }
         Console.stage("Getting this machine's parameters from \(server.configURL(for: mac))")
         let fetched: WyrcanArgs
-        do {
-            fetched = try server.fetch(for: mac, client: try HTTPClient())
-        } catch let error as ConfigServerError {
+        do throws(ConfigServerError) { fetched = try server.fetch(for: mac, client: try httpClient(for: "wyr.server=\(server.url)")) } catch {
             throw BootAgent.BootFailure(description: error.description, retryable: error.isTransient)
-        } catch {
-            throw BootAgent.BootFailure(description: "wyr.server=\(server.url): \(error)")
         }
         // Reports go to the server the same way (its CA or key), when they go to it.
-        if let url = fetched.reportURL, url.hasPrefix(server.url + "/") { reporter = Reporter(url: url, options: server.options) }
+        if let url = fetched.reportURL, url.hasPrefix(server.url + "/") { reporter = Reporter(url: url, options: server.options, client: client) }
         return fetched
     }
 
-    /// `wyr.extra_args_url`: more parameters (S3 secrets, volumes), never printed.
+    /// `wyr.extra_args_url`: more parameters (S3 secrets, volumes), never printed. Any refusal
+    /// is retried (the URL may be a service that is still starting).
     private func fetchExtraArgs(_ url: String) throws(BootAgent.BootFailure) -> WyrcanArgs {
         Console.stage("Getting extra parameters from \(url)")
-        var options = HTTPOptions()
-        options.timeoutSeconds = 30
-        options.maximumBufferedBytes = ConfigServer.maximumAnswerBytes
-        let response: HTTPResponse
-        do throws(CurlError) { response = try HTTPClient().send(HTTPRequest(url: url, options: options)) } catch {
-            throw BootAgent.BootFailure(description: "wyr.extra_args_url: \(error)", retryable: error.isTransient)
+        do throws(ConfigServerError) {
+            let source = "wyr.extra_args_url=\(url)"
+            return try ConfigServer.fetchAnswer(url, client: try httpClient(for: source), source: source)
+        } catch {
+            let retryable = if case .refused = error { true } else { error.isTransient }
+            throw BootAgent.BootFailure(description: error.description, retryable: retryable)
         }
-        guard response.status == 200 else { throw BootAgent.BootFailure(description: "wyr.extra_args_url: \(url) answered HTTP \(response.status)") }
-        do throws(ConfigServerError) { return try ConfigServer.parse(response.body, server: url) } catch {
-            throw BootAgent.BootFailure(description: "wyr.extra_args_url: \(error.description)", retryable: false)
-        }
+    }
+
+    /// The attempt's client (or, when libcurl could not make one at the start, its reason now).
+    private func httpClient(for source: String) throws(ConfigServerError) -> HTTPClient {
+        if let client { return client }
+        do { return try HTTPClient() } catch { throw .transport(source: source, trust: "", error) }
     }
 
     private func merge(_ fetched: WyrcanArgs, from source: String, trusted: Bool) throws(BootAgent.BootFailure) {
         do throws(CmdlineError) { try args.merge(fetched: fetched, trusted: trusted) } catch {
             throw BootAgent.BootFailure(description: "\(source): \(error.description)", retryable: false)
         }
-        if reporter.url == nil, let url = args.reportURL { reporter = Reporter(url: url) }
+        if reporter.url == nil, let url = args.reportURL { reporter = Reporter(url: url, client: client) }
         Console.detail("\(fetched.image.map { "image \($0), " } ?? "")\(fetched.args.count) wyr.arg(s), \(fetched.s3.count) S3 alias(es), \(fetched.volumes.count) volume(s) merged")
     }
 

@@ -12,6 +12,7 @@ struct Reporter {
     /// The CA (or key pin) the report server is trusted with: the config server's, when the
     /// report goes to it.
     var options = HTTPOptions()
+    let client: HTTPClient?
 
     struct Report: Encodable {
         var stage: String
@@ -19,15 +20,16 @@ struct Reporter {
         var image: String?
     }
 
-    init(url: String?, options: HTTPOptions = HTTPOptions()) {
+    init(url: String?, options: HTTPOptions = HTTPOptions(), client: HTTPClient?) {
         self.url = url
+        self.client = client
         self.options = options
         self.options.timeoutSeconds = 5
     }
 
     func send(_ stage: String, detail: String? = nil, image: String? = nil) {
-        guard let url, let body = try? JSONEncoder().encode(Report(stage: stage, detail: detail, image: image)) else { return }
+        guard let url, let client, let body = try? JSONEncoder().encode(Report(stage: stage, detail: detail, image: image)) else { return }
         let request = HTTPRequest("POST", url: url, headers: ["Content-Type: application/json"], body: Array(body), options: options)
-        _ = try? HTTPClient().send(request)
+        _ = try? client.send(request)
     }
 }

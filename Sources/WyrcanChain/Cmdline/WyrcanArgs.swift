@@ -109,35 +109,33 @@ public struct WyrcanArgs: Sendable, Equatable {
     /// above. Otherwise (`wyr.extra_args_url`, which may be plain HTTP) only what it always
     /// could: S3 aliases, volumes not already named, the cache disk and more `wyr.arg` values.
     public mutating func merge(fetched: WyrcanArgs, trusted: Bool) throws(CmdlineError) {
-        guard trusted else {
-            for alias in fetched.s3 {
-                s3.removeAll { $0.alias == alias.alias }
-                s3.append(alias)
-            }
-            for volume in fetched.volumes where !volumes.contains(where: { $0.name == volume.name }) { volumes.append(volume) }
-            if let cache = fetched.cache { self.cache = cache }
-            args += fetched.args
-            try checkVolumes()
-            return
-        }
-        if let image = fetched.image { self.image = image }
-        args += fetched.args
-        network.replaceFiles(with: fetched.network)
-        for registry in fetched.insecureRegistries where !insecureRegistries.contains(registry) { insecureRegistries.append(registry) }
-        if let platform = fetched.platform { self.platform = platform }
-        rescue = rescue || fetched.rescue
-        if let report = fetched.reportURL { reportURL = report }
-        for alias in fetched.s3 {
-            s3.removeAll { $0.alias == alias.alias }
-            s3.append(alias)
-        }
+        for alias in fetched.s3 { setS3(alias) }
         for volume in fetched.volumes {
-            volumes.removeAll { $0.name == volume.name }
+            if trusted {
+                volumes.removeAll { $0.name == volume.name }
+            } else if volumes.contains(where: { $0.name == volume.name }) {
+                continue
+            }
             volumes.append(volume)
         }
         if let cache = fetched.cache { self.cache = cache }
-        if fetched.mode == .exit { mode = .exit }
+        args += fetched.args
+        if trusted {
+            if let image = fetched.image { self.image = image }
+            network.replaceFiles(with: fetched.network)
+            for registry in fetched.insecureRegistries where !insecureRegistries.contains(registry) { insecureRegistries.append(registry) }
+            if let platform = fetched.platform { self.platform = platform }
+            rescue = rescue || fetched.rescue
+            if let report = fetched.reportURL { reportURL = report }
+            if fetched.mode == .exit { mode = .exit }
+        }
         try checkVolumes()
+    }
+
+    /// An alias replaces one of the same name.
+    private mutating func setS3(_ alias: S3Alias) {
+        s3.removeAll { $0.alias == alias.alias }
+        s3.append(alias)
     }
 
     /// Every volume's mirror names a defined `wyr.s3` alias, and `push_on=boot` has a disk to push from.
@@ -222,9 +220,7 @@ public struct WyrcanArgs: Sendable, Equatable {
             if volumes.contains(where: { $0.name == spec.name }) { throw .duplicateVolume(name: spec.name) }
             volumes.append(spec)
         case "s3":
-            let alias = try S3Alias(parsing: try value("ALIAS,URL,ACCESS_KEY,SECRET_KEY"), parameter: key)
-            s3.removeAll { $0.alias == alias.alias }
-            s3.append(alias)
+            setS3(try S3Alias(parsing: try value("ALIAS,URL,ACCESS_KEY,SECRET_KEY"), parameter: key))
         case "cache":
             cache = try CacheSpec(parsing: try value("auto|/dev/DISK[,format]"), parameter: key)
         case "extra_args_url":

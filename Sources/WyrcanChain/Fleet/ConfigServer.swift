@@ -22,9 +22,7 @@ public struct ConfigServer: Sendable {
         guard let url = args.server else { throw .notConfigured }
         let authority = HTTPURL.authority(of: url)
         let caFile = caFile.flatMap { FileSystem.exists($0) ? $0 : nil }
-        var options = HTTPOptions()
-        options.timeoutSeconds = 30
-        options.maximumBufferedBytes = Self.maximumAnswerBytes
+        var options = Self.answerOptions
         if url.hasPrefix("http://") {
             guard args.insecureRegistries.contains(authority) else { throw .plainHTTP(server: url, authority: authority) }
             trust = "plain HTTP (wyr.insecure=\(authority))"
@@ -42,24 +40,39 @@ public struct ConfigServer: Sendable {
 
     /// Fetches this machine's parameters; `client` carries the connection.
     public func fetch(for mac: MACAddress, client: HTTPClient) throws(ConfigServerError) -> WyrcanArgs {
+        try Self.fetchAnswer(configURL(for: mac), options: options, trust: trust, client: client, source: "wyr.server=\(url)")
+    }
+
+    /// The options of a fetch trusted by the system's CAs (`wyr.extra_args_url`).
+    public static var answerOptions: HTTPOptions {
+        var options = HTTPOptions()
+        options.timeoutSeconds = 30
+        options.maximumBufferedBytes = maximumAnswerBytes
+        return options
+    }
+
+    /// GETs `url` and parses its answer; errors name `source` (`wyr.server=URL`,
+    /// `wyr.extra_args_url=URL`).
+    public static func fetchAnswer(_ url: String, options: HTTPOptions = answerOptions, trust: String = "the system's CAs",
+                                   client: HTTPClient, source: String) throws(ConfigServerError) -> WyrcanArgs {
         let response: HTTPResponse
-        do { response = try client.send(HTTPRequest(url: configURL(for: mac), options: options)) } catch {
-            throw .transport(server: url, trust: trust, error)
+        do { response = try client.send(HTTPRequest(url: url, options: options)) } catch {
+            throw .transport(source: source, trust: trust, error)
         }
         guard response.status == 200 else {
-            throw .refused(server: url, status: response.status, detail: response.bodySummary, retryAfter: response.retryAfter)
+            throw .refused(source: source, status: response.status, detail: response.bodySummary, retryAfter: response.retryAfter)
         }
-        return try Self.parse(response.body, server: url)
+        return try parse(response.body, source: source)
     }
 
     /// An answer's text: parameters separated by spaces or lines, `#` comment lines skipped.
-    public static func parse(_ body: [UInt8], server: String) throws(ConfigServerError) -> WyrcanArgs {
+    public static func parse(_ body: [UInt8], source: String) throws(ConfigServerError) -> WyrcanArgs {
         let text = String(decoding: body, as: UTF8.self).split(whereSeparator: \.isNewline)
             .filter { !$0.hasPrefix("#") }.joined(separator: " ")
         do { return try WyrcanArgs(parsing: text) } catch {
             // The parameter is named, its value (perhaps a secret) is not.
             let name = error.description.prefix { $0 != "=" && $0 != ":" }
-            throw .invalidAnswer(server: server, parameter: String(name))
+            throw .invalidAnswer(source: source, parameter: String(name))
         }
     }
 }
@@ -69,9 +82,10 @@ public enum ConfigServerError: RetryableError, CustomStringConvertible, Sendable
     case notConfigured
     case plainHTTP(server: String, authority: String)
     case noTrust(server: String)
-    case transport(server: String, trust: String, CurlError)
-    case refused(server: String, status: Int, detail: String, retryAfter: Double?)
-    case invalidAnswer(server: String, parameter: String)
+    /// `source`: the parameter that named the URL, with it (`wyr.server=URL`).
+    case transport(source: String, trust: String, CurlError)
+    case refused(source: String, status: Int, detail: String, retryAfter: Double?)
+    case invalidAnswer(source: String, parameter: String)
 
     public var description: String {
         switch self {
@@ -80,19 +94,19 @@ public enum ConfigServerError: RetryableError, CustomStringConvertible, Sendable
             return "wyr.server=\(server): plain HTTP would carry this machine's secrets in the clear; use https:// (or allow it with wyr.insecure=\(authority))"
         case .noTrust(let server):
             return "wyr.server=\(server): nothing to trust it by: no CA baked into this initramfs (\(ConfigServer.bakedCAFile); scripts/build-uki --server-ca FILE) and no wyr.server_pin=sha256//…"
-        case .transport(let server, let trust, let error):
+        case .transport(let source, let trust, let error):
             let code = CURLcode(error.code)
             if code == CURLE_SSL_PINNEDPUBKEYNOTMATCH {
-                return "wyr.server=\(server): the server's public key is not the one in wyr.server_pin; refusing it"
+                return "\(source): the server's public key is not the one in wyr.server_pin; refusing it"
             }
             if code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE {
-                return "wyr.server=\(server): the server's certificate is not trusted by \(trust) (\(error.message)); refusing it"
+                return "\(source): the server's certificate is not trusted by \(trust) (\(error.message)); refusing it"
             }
-            return "wyr.server=\(server): \(error.message)"
-        case .refused(let server, let status, let detail, _):
-            return "wyr.server=\(server): HTTP \(status)\(detail.isEmpty ? "" : ": \(detail)")"
-        case .invalidAnswer(let server, let parameter):
-            return "wyr.server=\(server): the answer has an invalid parameter \(Message.quoted(parameter, limit: 60)) (its value is not shown: it may be a secret)"
+            return "\(source): \(error.message)"
+        case .refused(let source, let status, let detail, _):
+            return "\(source): HTTP \(status)\(detail.isEmpty ? "" : ": \(detail)")"
+        case .invalidAnswer(let source, let parameter):
+            return "\(source): the answer has an invalid parameter \(Message.quoted(parameter, limit: 60)) (its value is not shown: it may be a secret)"
         }
     }
 

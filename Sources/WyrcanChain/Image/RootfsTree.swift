@@ -39,7 +39,6 @@ struct RootfsTree {
         var layer: Int
         /// The member whose data (regular files) or metadata (others) this node reproduces.
         var source: Source
-        var synthetic = false
     }
 
     /// The root directory (`.`): 0755 root:root unless a layer has its own `./` entry, in which
@@ -201,7 +200,7 @@ struct RootfsTree {
         for directory in missing.reversed() {
             var info = ArchiveEntryInfo(path: directory, type: .directory, permissions: 0o755)
             info.mtime = 0
-            try add(Node(info: info, layer: layer, source: Source(layer: layer, ordinal: -1), synthetic: true))
+            try add(Node(info: info, layer: layer, source: Source(layer: layer, ordinal: -1)))
         }
     }
 

@@ -5,11 +5,10 @@
 /// network boot (which would only bring the machine back here).
 public struct EFIBootManager: Sendable {
     public static let globalGUID = "8be4df61-93ca-11d2-aa0d-00e098032b8c"
-    /// NON_VOLATILE | BOOTSERVICE_ACCESS | RUNTIME_ACCESS
-    static let attributes: UInt32 = 7
 
-    public let directory: String
-    public init(directory: String = "/sys/firmware/efi/efivars") { self.directory = directory }
+    public var directory: String { variables.directory }
+    let variables: EFIVariables
+    public init(directory: String = EFIVariables.defaultDirectory) { variables = EFIVariables(directory: directory) }
 
     /// One `Boot####` entry, as far as choosing goes.
     public struct Entry: Sendable, Equatable {
@@ -47,15 +46,9 @@ public struct EFIBootManager: Sendable {
         }
     }
 
-    func path(_ name: String) -> String { "\(directory)/\(name)-\(Self.globalGUID)" }
-
-    /// A variable's data (without its 4-byte attribute word), nil when it does not exist.
+    /// A global variable's data, nil when it does not exist.
     func read(_ name: String) throws(BootManagerError) -> [UInt8]? {
-        guard FileSystem.exists(path(name)) else { return nil }
-        do throws(FileError) {
-            let bytes = try FileSystem.readFile(path(name))
-            return bytes.count >= 4 ? Array(bytes[4...]) : []
-        } catch { throw .file(error) }
+        do throws(FileError) { return try variables.read(name, guid: Self.globalGUID) } catch { throw .file(error) }
     }
 
     static func uint16s(_ bytes: [UInt8]) -> [UInt16] {
@@ -106,7 +99,7 @@ public struct EFIBootManager: Sendable {
 
     /// The entry `wyr.mode=exit` leaves to.
     public func diskEntry() throws(BootManagerError) -> Entry {
-        guard FileSystem.isDirectory(directory) else { throw .unavailable(directory) }
+        guard variables.isAvailable else { throw .unavailable(directory) }
         let order = try bootOrder()
         guard !order.isEmpty else { throw .noBootOrder }
         let current = try bootCurrent()
@@ -121,14 +114,8 @@ public struct EFIBootManager: Sendable {
 
     /// Sets `BootNext` (one boot, then the firmware deletes it).
     public func setBootNext(_ number: UInt16) throws(BootManagerError) {
-        guard FileSystem.isDirectory(directory) else { throw .unavailable(directory) }
-        var attributes = Self.attributes.littleEndian
-        var payload = withUnsafeBytes(of: &attributes) { Array($0) }
-        payload += [UInt8(number & 0xFF), UInt8(number >> 8)]
-        let file = path("BootNext")
-        if FileSystem.exists(file) {
-            do throws(SystemError) { try LinuxSystem.clearImmutable(file) } catch { throw .system(error) }
-        }
-        do throws(FileError) { try FileSystem.writeFile(file, payload) } catch { throw .file(error) }
+        guard variables.isAvailable else { throw .unavailable(directory) }
+        try variables.write("BootNext", guid: Self.globalGUID, [UInt8(number & 0xFF), UInt8(number >> 8)],
+                            system: BootManagerError.system, file: BootManagerError.file)
     }
 }

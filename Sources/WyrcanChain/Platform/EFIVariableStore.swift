@@ -82,14 +82,13 @@ public struct StoredConfig: Codable, Sendable, Equatable {
 public struct EFIVariableStore: Sendable {
     public static let guid = "6987e713-a5ff-4ec2-ad55-c1fca471ed2d"
     public static let name = "Wyrcan"
-    /// NON_VOLATILE | BOOTSERVICE_ACCESS | RUNTIME_ACCESS
-    static let attributes: UInt32 = 7
 
-    public let directory: String
-    public init(directory: String = "/sys/firmware/efi/efivars") { self.directory = directory }
+    public var directory: String { variables.directory }
+    let variables: EFIVariables
+    public init(directory: String = EFIVariables.defaultDirectory) { variables = EFIVariables(directory: directory) }
 
-    public var path: String { "\(directory)/\(Self.name)-\(Self.guid)" }
-    public var isAvailable: Bool { FileSystem.isDirectory(directory) }
+    public var path: String { variables.path(Self.name, guid: Self.guid) }
+    public var isAvailable: Bool { variables.isAvailable }
 
     public enum StoreError: Error, CustomStringConvertible, Sendable {
         case unavailable(String)
@@ -108,11 +107,11 @@ public struct EFIVariableStore: Sendable {
     }
 
     public func read() throws(StoreError) -> StoredConfig? {
-        guard FileSystem.exists(path) else { return nil }
-        let bytes: [UInt8]
-        do throws(FileError) { bytes = try FileSystem.readFile(path) } catch { throw .file(error) }
-        guard bytes.count > 4 else { throw .unreadable("\(bytes.count) bytes") }
-        do { return try JSONDecoder().decode(StoredConfig.self, from: Data(bytes[4...])) } catch {
+        let stored: [UInt8]?
+        do throws(FileError) { stored = try variables.read(Self.name, guid: Self.guid) } catch { throw .file(error) }
+        guard let data = stored else { return nil }
+        guard !data.isEmpty else { throw .unreadable("no data") }
+        do { return try JSONDecoder().decode(StoredConfig.self, from: Data(data)) } catch {
             throw .unreadable("not the JSON Wyrcan writes")
         }
     }
@@ -124,13 +123,7 @@ public struct EFIVariableStore: Sendable {
         encoder.outputFormatting = [.sortedKeys]
         let json: Data
         do { json = try encoder.encode(config) } catch { throw .unreadable("cannot encode") }
-        var attributes = Self.attributes.littleEndian
-        var payload = withUnsafeBytes(of: &attributes) { Array($0) }
-        payload += Array(json)
-        if FileSystem.exists(path) {
-            do throws(SystemError) { try LinuxSystem.clearImmutable(path) } catch { throw .system(error) }
-        }
-        do throws(FileError) { try FileSystem.writeFile(path, payload) } catch { throw .file(error) }
+        try variables.write(Self.name, guid: Self.guid, Array(json), system: StoreError.system, file: StoreError.file)
     }
 
     public func clear() throws(StoreError) {

@@ -10,12 +10,9 @@ public struct Inventory: Sendable {
         public var efi: String? = nil
     }
 
-    public enum Mode: String, Sendable {
-        /// Netboot Wyrcan with the host's cmdline.
-        case boot
-        /// Leave iPXE and boot from the local disk.
-        case exit
-    }
+    /// `boot`: netboot Wyrcan with the host's cmdline; `exit`: boot the local disk (iPXE exits,
+    /// a UKI sets `BootNext`). The same values as `wyr.mode`.
+    public typealias Mode = WyrcanArgs.Mode
 
     public enum UnknownPolicy: String, Sendable {
         /// Unknown MACs boot with `defaults`.
