@@ -63,6 +63,22 @@ import WyrcanHTTP
         #expect(pinned.options.pinnedPublicKey == Self.pin && pinned.options.caFile == nil && pinned.options.httpsOnly)
     }
 
+    /// A refusal carries the server's Retry-After (the boot agent's next attempt waits for it)
+    /// and names the parameter that gave the URL.
+    @Test func aRefusalCarriesRetryAfter() throws {
+        let server = try HTTPClientTests.echoServer()
+        defer { server.stop() }
+        let url = "http://127.0.0.1:\(server.port)/busy"
+        let client = try HTTPClient()
+        do throws(ConfigServerError) {
+            _ = try ConfigServer.fetchAnswer(url, client: client, source: "wyr.extra_args_url=\(url)")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.retryAfter == 7 && error.isTransient)
+            #expect(error.description.hasPrefix("wyr.extra_args_url=\(url): HTTP 503"), "\(error)")
+        }
+    }
+
     @Test func anInvalidAnswerNamesTheParameterNotItsValue() {
         do {
             _ = try ConfigServer.parse(Array("wyr.s3=store,http://s3,AK\nwyr.img=r/os".utf8), source: "wyr.server=https://s")

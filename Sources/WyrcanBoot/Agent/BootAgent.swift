@@ -26,6 +26,8 @@ struct BootAgent {
     struct BootFailure: RetryableError, CustomStringConvertible {
         var description: String
         var retryable = true
+        /// The server's Retry-After, which the next attempt waits for instead of its own delay.
+        var retryAfter: Double? = nil
         var isTransient: Bool { retryable }
     }
 

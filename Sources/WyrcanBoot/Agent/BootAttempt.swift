@@ -70,7 +70,7 @@ final class BootAttempt {
         Console.stage("Getting this machine's parameters from \(server.configURL(for: mac))")
         let fetched: WyrcanArgs
         do throws(ConfigServerError) { fetched = try server.fetch(for: mac, client: try httpClient(for: "wyr.server=\(server.url)")) } catch {
-            throw BootAgent.BootFailure(description: error.description, retryable: error.isTransient)
+            throw BootAgent.BootFailure(description: error.description, retryable: error.isTransient, retryAfter: error.retryAfter)
         }
         // Reports go to the server the same way (its CA or key), when they go to it.
         if let url = fetched.reportURL, url.hasPrefix(server.url + "/") { reporter = Reporter(url: url, options: server.options, client: client) }
@@ -86,7 +86,7 @@ final class BootAttempt {
             return try ConfigServer.fetchAnswer(url, client: try httpClient(for: source), source: source)
         } catch {
             let retryable = if case .refused = error { true } else { error.isTransient }
-            throw BootAgent.BootFailure(description: error.description, retryable: retryable)
+            throw BootAgent.BootFailure(description: error.description, retryable: retryable, retryAfter: error.retryAfter)
         }
     }
 
