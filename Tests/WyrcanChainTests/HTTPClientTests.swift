@@ -141,7 +141,7 @@ import WyrcanHTTP
         #expect(policy.delay(after: 3, retryAfter: nil, random: 0.999) > 2)
         #expect(policy.delay(after: 3, retryAfter: nil, random: 1) == 2)
         // The boot agent's own: 20 s then 45 s.
-        #expect((1...2).map { RetryPolicy.bootAttempts.with(attempts: 3).delay(after: $0, retryAfter: nil, random: 0) } == [20, 45])
+        #expect((1...2).map { RetryPolicy.bootAttempts.delay(after: $0, retryAfter: nil, random: 0) } == [20, 45])
     }
 
     @Test func retryAfterWinsUpToItsCap() {

@@ -48,13 +48,6 @@ public struct RetryPolicy: Sendable, Equatable {
     /// One try only (a mirror: the next host is the fallback; a best-effort report).
     public static let once = RetryPolicy(attempts: 1, initialDelay: 0, maximumDelay: 0)
 
-    /// The same policy with another number of tries.
-    public func with(attempts: Int) -> RetryPolicy {
-        var copy = self
-        copy.attempts = max(1, attempts)
-        return copy
-    }
-
     /// Seconds to wait before try `attempt + 1` after try `attempt` failed; `random` in 0..<1.
     public func delay(after attempt: Int, retryAfter: Double?, random: Double) -> Double {
         if let retryAfter { return min(max(0, retryAfter), longestRetryAfter) }

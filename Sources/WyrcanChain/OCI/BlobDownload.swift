@@ -25,11 +25,9 @@ final class BlobDownload {
         self.blob = blob
         what = "blob \(blob.digest)"
         do throws(FileError) { file = try FileHandleFD.create(path) } catch { throw .file(error) }
-        do throws(CryptoError) { digester = try Digester(Self.algorithm(blob.digest)) } catch { throw .crypto(error) }
+        do throws(CryptoError) { digester = try Digester(blob.digest.algorithm.digester) } catch { throw .crypto(error) }
         buffer.reserveCapacity(Self.writeSize)
     }
-
-    static func algorithm(_ digest: Digest) -> Digester.Algorithm { digest.algorithm == .sha512 ? .sha512 : .sha256 }
 
     var isComplete: Bool { received == blob.size }
 
@@ -50,7 +48,7 @@ final class BlobDownload {
         let start = response.status == 206 ? RegistryClient.rangeStart(range) : 0
         if start == resumeFrom { return }
         if start != 0 {
-            refusal = .transport(CurlError(code: 18, message: "asked for bytes \(resumeFrom)- and got Content-Range '\(Message.quoted(range, quotes: false))'; starting over", url: url))
+            refusal = .transport(.partialTransfer("asked for bytes \(resumeFrom)- and got Content-Range '\(Message.quoted(range, quotes: false))'; starting over", url: url))
         }
         restart()
     }
@@ -90,7 +88,7 @@ final class BlobDownload {
     private func restart() {
         buffer.removeAll(keepingCapacity: true)
         try? file.truncate(to: 0)
-        digester = (try? Digester(Self.algorithm(blob.digest))) ?? digester
+        digester = (try? Digester(blob.digest.algorithm.digester)) ?? digester
         received = 0
         contributors = []
     }

@@ -14,6 +14,9 @@ public struct Descriptor: Sendable, Hashable, Codable {
         self.platform = platform
         self.annotations = annotations
     }
+
+    /// An index entry that is an image manifest (some indexes leave the media type out).
+    var isManifestEntry: Bool { MediaType.isManifest(mediaType) || mediaType.isEmpty }
 }
 
 /// An image manifest (OCI or Docker v2 schema 2).
@@ -37,8 +40,8 @@ public struct Index: Sendable, Codable {
     /// `Platform.variantRank`); the first of equals in the index's order.
     public func manifest(for platform: Platform) -> Descriptor? {
         var best: (descriptor: Descriptor, rank: Int)? = nil
-        for d in manifests where MediaType.isManifest(d.mediaType) || d.mediaType.isEmpty {
-            guard let p = d.platform, p.os == platform.os, Platform.normalise(p.architecture) == platform.architecture,
+        for d in manifests where d.isManifestEntry {
+            guard let p = d.platform, platform.hasOSAndArchitecture(of: p),
                   let rank = platform.variantRank(of: p.variant) else { continue }
             if best == nil || rank > best!.rank { best = (d, rank) }
         }

@@ -3,6 +3,8 @@ public struct Digest: Sendable, Hashable, Codable, CustomStringConvertible {
     public enum Algorithm: String, Sendable, Codable {
         case sha256, sha512
         var hexLength: Int { self == .sha256 ? 64 : 128 }
+        /// The hash that computes it.
+        var digester: Digester.Algorithm { self == .sha512 ? .sha512 : .sha256 }
     }
 
     public let algorithm: Algorithm

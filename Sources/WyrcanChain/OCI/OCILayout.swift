@@ -113,7 +113,7 @@ public struct OCILayout: Sendable {
         }
         guard Int64(bytes.count) == d.size else { throw .sizeMismatch(what: "blob \(d.digest)", expected: d.size, actual: Int64(bytes.count)) }
         let hex: String
-        do throws(CryptoError) { hex = try Digester.hash(d.digest.algorithm == .sha512 ? .sha512 : .sha256, bytes).hexString } catch { throw .crypto(error) }
+        do throws(CryptoError) { hex = try Digester.hash(d.digest.algorithm.digester, bytes).hexString } catch { throw .crypto(error) }
         guard hex == d.digest.hex else { throw .digestMismatch(what: "blob \(d.digest)", expected: d.digest, actual: hex) }
         return bytes
     }
@@ -122,7 +122,7 @@ public struct OCILayout: Sendable {
     public func verifyBlob(_ d: Descriptor, progress: (Int64) -> Void = { _ in }) throws(RegistryError) -> String {
         let path = blobPath(d.digest)
         let hasher: Digester
-        do throws(CryptoError) { hasher = try Digester(d.digest.algorithm == .sha512 ? .sha512 : .sha256) } catch { throw .crypto(error) }
+        do throws(CryptoError) { hasher = try Digester(d.digest.algorithm.digester) } catch { throw .crypto(error) }
         var total: Int64 = 0
         do throws(FileError) {
             // Its type and size first: a FIFO or /dev/zero in place of a blob would never end.

@@ -66,6 +66,11 @@ public struct Platform: Sendable, Hashable, Codable, CustomStringConvertible {
         return Double(variant.dropFirst())
     }
 
+    /// Whether an index entry's `entry` platform is for this OS and architecture (any variant).
+    func hasOSAndArchitecture(of entry: Platform) -> Bool {
+        entry.os == os && Self.normalise(entry.architecture) == architecture
+    }
+
     /// GOARCH spelling, as OCI uses it.
     static func normalise(_ arch: String) -> String {
         switch arch {

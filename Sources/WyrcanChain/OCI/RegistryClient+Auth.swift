@@ -56,11 +56,11 @@ extension RegistryClient {
             } catch { throw .transport(error) }
             // A busy token service is retried like the registry, not taken for a refusal.
             if RetryPolicy.isTransient(status: response.status) {
-                throw .http(status: response.status, url: realm, detail: Self.errorDetail(response.body), retryAfter: response.retryAfter)
+                throw .http(status: response.status, url: realm, detail: Self.errorDetail(response), retryAfter: response.retryAfter)
             }
             guard response.status == 200 else {
                 let who = credentials == nil ? "anonymous" : "user \(credentials!.username)"
-                throw .unauthorized(registry: registry, detail: "token service refused \(who) with HTTP \(response.status): \(Self.errorDetail(response.body))")
+                throw .unauthorized(registry: registry, detail: "token service refused \(who) with HTTP \(response.status): \(Self.errorDetail(response))")
             }
             struct Token: Decodable { var token: String?; var access_token: String? }
             guard let t = try? JSONDecoder().decode(Token.self, from: Data(response.body)), let token = t.token ?? t.access_token else {

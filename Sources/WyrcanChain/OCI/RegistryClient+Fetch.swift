@@ -21,41 +21,33 @@ extension RegistryClient {
 
     /// Fetches and verifies a manifest by tag or digest, from the first host that has it.
     func fetchManifest(_ ref: String, expected: Digest?) throws(RegistryError) -> (body: [UInt8], mediaType: String?, digest: Digest) {
-        var lastError: RegistryError = .notFound(what: "\(reference)")
-        for host in hosts {
-            do throws(RegistryError) {
-                return try withRetries(host: host) { () throws(RegistryError) in
-                    let ex = try exchange(host: host, url: url(host: host, "manifests/\(ref)"),
-                                          headers: ["Accept: " + MediaType.manifestAccept.joined(separator: ", ")],
-                                          maximumBody: Self.maximumManifestBytes)
-                    switch ex.status {
-                    case 200: break
-                    case 404: throw .notFound(what: "\(reference.registry)/\(reference.repository):\(ref)")
-                    case 401, 403: throw .unauthorized(registry: registryName(host), detail: "HTTP \(ex.status): \(Self.errorDetail(ex.body))")
-                    default: throw .http(status: ex.status, url: url(host: host, "manifests/\(ref)"), detail: Self.errorDetail(ex.body), retryAfter: ex.retryAfter)
-                    }
-                    // By digest, the body must hash to it; by tag, to the digest the registry
-                    // says it served (Docker-Content-Digest), when it says one.
-                    // (Not for Docker schema 1, whose announced digest leaves out the signatures.)
-                    let mediaType = ex.header("content-type")?.split(separator: ";").first.map { String($0).trimming(" ") }
-                    let announced = MediaType.isDockerSchema1(mediaType) ? nil : ex.header("docker-content-digest").flatMap { try? Digest(parsing: $0.trimming(" ")) }
-                    let check = expected ?? announced
-                    let hex: String
-                    do throws(CryptoError) { hex = try Digester.hash(check?.algorithm == .sha512 ? .sha512 : .sha256, ex.body).hexString } catch { throw .crypto(error) }
-                    let what = "manifest \(reference.registry)/\(reference.repository)@\(ref)" + (isMirror(host) ? " from mirror \(host)" : "")
-                    if let check, check.hex != hex {
-                        throw .digestMismatch(what: what, expected: check, actual: hex)
-                    }
-                    let digest = try! check ?? Digest(algorithm: .sha256, hex: hex)
-                    return (ex.body, mediaType, digest)
-                }
-            } catch {
-                lastError = error
-                // A mirror that refuses us is skipped; the registry's refusal is final.
-                if case .unauthorized = error, !isMirror(host) { throw error }
-            }
+        try firstHost(hosts, notFound: "\(reference)") { (host) throws(RegistryError) in try fetchManifest(ref, expected: expected, from: host) }
+    }
+
+    private func fetchManifest(_ ref: String, expected: Digest?, from host: String) throws(RegistryError) -> (body: [UInt8], mediaType: String?, digest: Digest) {
+        let ex = try exchange(host: host, url: url(host: host, "manifests/\(ref)"),
+                              headers: ["Accept: " + MediaType.manifestAccept.joined(separator: ", ")],
+                              maximumBody: Self.maximumManifestBytes)
+        switch ex.status {
+        case 200: break
+        case 404: throw .notFound(what: "\(reference.registry)/\(reference.repository):\(ref)")
+        case 401, 403: throw .unauthorized(registry: registryName(host), detail: "HTTP \(ex.status): \(Self.errorDetail(ex))")
+        default: throw .http(status: ex.status, url: url(host: host, "manifests/\(ref)"), detail: Self.errorDetail(ex), retryAfter: ex.retryAfter)
         }
-        throw lastError
+        // By digest, the body must hash to it; by tag, to the digest the registry
+        // says it served (Docker-Content-Digest), when it says one.
+        // (Not for Docker schema 1, whose announced digest leaves out the signatures.)
+        let mediaType = ex.header("content-type")?.split(separator: ";").first.map { String($0).trimming(" ") }
+        let announced = MediaType.isDockerSchema1(mediaType) ? nil : ex.header("docker-content-digest").flatMap { try? Digest(parsing: $0.trimming(" ")) }
+        let check = expected ?? announced
+        let hex: String
+        do throws(CryptoError) { hex = try Digester.hash(check?.algorithm.digester ?? .sha256, ex.body).hexString } catch { throw .crypto(error) }
+        let what = "manifest \(reference.registry)/\(reference.repository)@\(ref)" + (isMirror(host) ? " from mirror \(host)" : "")
+        if let check, check.hex != hex {
+            throw .digestMismatch(what: what, expected: check, actual: hex)
+        }
+        let digest = try! check ?? Digest(algorithm: .sha256, hex: hex)
+        return (ex.body, mediaType, digest)
     }
 
     /// Resolves the reference to the manifest for `platform` (through an index when there is one).
@@ -90,10 +82,10 @@ extension RegistryClient {
                 throw .invalidManifest(what: what, reason: "index does not parse: \(Self.decodingProblem(error))")
             }
             guard let chosen = index.manifest(for: platform) else {
-                if let nested = index.manifests.first(where: { MediaType.isIndex($0.mediaType) && $0.platform.map { $0.os == platform.os && Platform.normalise($0.architecture) == platform.architecture } != false }) {
+                if let nested = index.manifests.first(where: { MediaType.isIndex($0.mediaType) && $0.platform.map(platform.hasOSAndArchitecture) != false }) {
                     throw .invalidManifest(what: what, reason: "its entry for \(platform) is itself an index (\(nested.digest)); nested indexes are not followed: name that one by digest")
                 }
-                throw .noPlatform(image: what, platform: platform, available: index.manifests.filter { MediaType.isManifest($0.mediaType) || $0.mediaType.isEmpty }.compactMap { $0.platform?.description })
+                throw .noPlatform(image: what, platform: platform, available: index.manifests.filter(\.isManifestEntry).compactMap { $0.platform?.description })
             }
             body = try fetch(chosen)
             digest = chosen.digest
@@ -172,18 +164,7 @@ extension RegistryClient {
 
     /// Fills `download` from the first of `candidates` that can, each with its retries.
     private func fill(_ download: BlobDownload, from candidates: [String], progress: @escaping (Int64) -> Void) throws(RegistryError) {
-        var lastError: RegistryError = .notFound(what: download.what)
-        for host in candidates {
-            do throws(RegistryError) {
-                try withRetries(host: host) { () throws(RegistryError) in try transfer(download, from: host, progress: progress) }
-                return
-            } catch {
-                lastError = error
-                if case .unauthorized = error, !isMirror(host) { throw error }
-                if case .file = error { throw error }
-            }
-        }
-        throw lastError
+        try firstHost(candidates, notFound: download.what) { (host) throws(RegistryError) in try transfer(download, from: host, progress: progress) }
     }
 
     /// One transfer of the rest of a blob from `host`.
@@ -208,15 +189,15 @@ extension RegistryClient {
         switch response.status {
         case 200, 206: break
         case 404: throw .notFound(what: "\(download.what) of \(reference.registry)/\(reference.repository)")
-        case 401, 403: throw .unauthorized(registry: registryName(host), detail: "HTTP \(response.status): \(Self.errorDetail(response.body))")
+        case 401, 403: throw .unauthorized(registry: registryName(host), detail: "HTTP \(response.status): \(Self.errorDetail(response))")
         case 416 where download.isComplete: break
         // Nothing left to send at the offset asked: the blob is shorter than its descriptor.
         case 416 where download.received > 0: throw .sizeMismatch(what: download.what, expected: blob.size, actual: download.received)
-        default: throw .http(status: response.status, url: blobURL, detail: Self.errorDetail(response.body), retryAfter: response.retryAfter)
+        default: throw .http(status: response.status, url: blobURL, detail: Self.errorDetail(response), retryAfter: response.retryAfter)
         }
         if !download.isComplete {
             // Connection closed early: transient, resumed from what arrived.
-            throw .transport(CurlError(code: 18, message: "transfer ended after \(download.received) of \(blob.size) bytes", url: blobURL))
+            throw .transport(.partialTransfer("transfer ended after \(download.received) of \(blob.size) bytes", url: blobURL))
         }
     }
 }

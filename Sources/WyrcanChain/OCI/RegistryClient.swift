@@ -71,7 +71,7 @@ public final class RegistryClient {
     /// given; error bodies are always buffered for the message.
     func exchange(
         host: String, url: String, headers: [String], receive: ((UnsafeRawBufferPointer) -> Bool)? = nil,
-        onHead: ((HTTPResponse) -> Void)? = nil, maximumBody: Int = 8 << 20
+        onHead: ((HTTPResponse) -> Void)? = nil, maximumBody: Int = HTTPOptions().maximumBufferedBytes
     ) throws(RegistryError) -> HTTPResponse {
         var authorization = authorizationHeader(host: host)
         let options = httpOptions(host: host, streaming: receive != nil, maximumBody: maximumBody)
@@ -110,16 +110,33 @@ public final class RegistryClient {
         try (isMirror(host) ? RetryPolicy.once : options.retry).run { (_) throws(RegistryError) in try body() }
     }
 
+    /// `body` from each of `hosts` in turn (mirrors first), each with its retries, until one
+    /// answers: a mirror that refuses us is skipped; the registry's refusal and a local file
+    /// error are final.
+    func firstHost<T>(_ hosts: [String], notFound what: String, _ body: (String) throws(RegistryError) -> T) throws(RegistryError) -> T {
+        var lastError: RegistryError = .notFound(what: what)
+        for host in hosts {
+            do throws(RegistryError) {
+                return try withRetries(host: host) { () throws(RegistryError) in try body(host) }
+            } catch {
+                lastError = error
+                if case .unauthorized = error, !isMirror(host) { throw error }
+                if case .file = error { throw error }
+            }
+        }
+        throw lastError
+    }
+
     /// The registry's error message (`{"errors":[{"code":…,"message":…}]}`), or the body's first line.
-    static func errorDetail(_ body: [UInt8]) -> String {
+    static func errorDetail(_ response: HTTPResponse) -> String {
         struct Errors: Decodable {
             struct Item: Decodable { var code: String?; var message: String? }
             var errors: [Item]?
         }
-        if let e = try? JSONDecoder().decode(Errors.self, from: Data(body)), let items = e.errors, !items.isEmpty {
+        if let e = try? JSONDecoder().decode(Errors.self, from: Data(response.body)), let items = e.errors, !items.isEmpty {
             let text = items.map { [$0.code, $0.message].compactMap { $0 }.joined(separator: ": ") }.joined(separator: "; ")
             return Message.quoted(text, limit: 200, quotes: false)
         }
-        return HTTPResponse(status: 0, body: body).bodySummary
+        return response.bodySummary
     }
 }

@@ -13,6 +13,11 @@ public struct CurlError: RetryableError, CustomStringConvertible, Sendable {
         CurlError(code: CURLE_FILESIZE_EXCEEDED.rawValue, message: "the response is larger than \(limit) bytes; refusing it", url: url)
     }
 
+    /// A body that ended before it should have, or went on from the wrong place (retried).
+    static func partialTransfer(_ message: String, url: String) -> CurlError {
+        CurlError(code: CURLE_PARTIAL_FILE.rawValue, message: message, url: url)
+    }
+
     /// Connection-level failures worth retrying (refused, reset, timed out, partial body).
     public var isTransient: Bool {
         switch CURLcode(code) {

@@ -66,7 +66,7 @@ public enum Message {
         var iterator = bytes[index...].makeIterator()
         var decoder = UTF8()
         switch decoder.decode(&iterator) {
-        case .scalarValue(let s): return (s, String(s).utf8.count)
+        case .scalarValue(let s): return (s, UTF8.width(s))
         default: return (nil, 1)
         }
     }

@@ -67,7 +67,7 @@ extension S3Client {
                 state.bytes += Int64(chunk.count)
                 do throws(FileError) { try state.file?.write(chunk) } catch { throw .file(error) }
             },
-            finish: { (_) throws(S3Error) in
+            finish: { () throws(S3Error) in
                 guard state.bytes == object.size else {
                     throw .integrity(operation: operation, reason: "got \(state.bytes) bytes, the listing said \(object.size)")
                 }

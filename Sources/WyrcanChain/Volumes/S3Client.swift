@@ -47,7 +47,7 @@ public final class S3Client: @unchecked Sendable {
         var begin: () throws(S3Error) -> Void
         var write: (UnsafeRawBufferPointer) throws(S3Error) -> Void
         /// Called after a complete 2xx body; throws to reject it (e.g. a digest mismatch: retried).
-        var finish: (HTTPResponse) throws(S3Error) -> Void
+        var finish: () throws(S3Error) -> Void
     }
 
     /// One signed request, retried by `retry` on transient failures. Non-2xx statuses throw.
@@ -82,7 +82,7 @@ public final class S3Client: @unchecked Sendable {
         defer { giveBack(client) }
         var sinkError: S3Error? = nil
         try sink?.begin()
-        var response: HTTPResponse
+        let response: HTTPResponse
         do throws(CurlError) {
             response = try client.send(request, receive: sink.map { sink in
                 { chunk in
@@ -100,8 +100,7 @@ public final class S3Client: @unchecked Sendable {
                         code: S3XML.value("Code", in: text) ?? "", message: S3XML.value("Message", in: text) ?? "",
                         retryAfter: response.retryAfter)
         }
-        try sink?.finish(response)
-        if sink != nil { response.body = [] }
+        try sink?.finish()
         return response
     }
 

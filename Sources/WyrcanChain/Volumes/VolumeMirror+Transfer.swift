@@ -67,16 +67,16 @@ extension VolumeMirror {
         return decision
     }
 
-    private func begin(scanning local: LocalTree) throws(VolumeError) -> SyncRun {
+    /// The mirror's listing, then the local tree (in `exclusive`'s directory) and the sync state.
+    private func begin() throws(VolumeError) -> SyncRun {
         guard volume.mirror != nil else { throw .noMirror(volume: volume.name) }
-        return SyncRun(remote: try remoteFiles(), local: local,
+        let remote = try remoteFiles()
+        return SyncRun(remote: remote, local: try scanLocal(),
                        state: Locked(SyncState.load(directory: directory, mirror: mirror.description)))
     }
 
     private func pullLocked() throws(VolumeError) -> Report {
-        guard volume.mirror != nil else { throw .noMirror(volume: volume.name) }
-        do throws(FileError) { try FileSystem.createDirectory(directory) } catch { throw .file(error) }
-        let run = try begin(scanning: try scanLocal())
+        let run = try begin()
         var tasks: [@Sendable () -> VolumeError?] = []
         for (rel, object) in run.remote.sorted(by: { $0.key < $1.key }) where !LocalTree.isExcluded(rel, by: volume.exclude) {
             guard case .transfer(let conflict) = settle(pullDecision(rel, object, run), rel, name: rel, run) else { continue }
@@ -152,7 +152,7 @@ extension VolumeMirror {
     }
 
     private func pushLocked() throws(VolumeError) -> Report {
-        let run = try begin(scanning: try scanLocal())
+        let run = try begin()
         for rel in run.local.skipped { log("  skipped \(rel): not a regular file (a bucket holds files only)") }
         var tasks: [@Sendable () -> VolumeError?] = []
         for (rel, file) in run.local.files.sorted(by: { $0.key < $1.key }) where !LocalTree.isExcluded(rel, by: volume.exclude) {
