@@ -107,6 +107,19 @@ import WyrcanHTTP
         #expect(report(try self.server(unknown: "deny"), "02:00:00:00:00:09", #"{"stage": "booting"}"#) == 404)
     }
 
+    /// Each report carries the machine's Secure Boot and lockdown state: /v1/hosts shows the
+    /// last one's, bounded like the other fields.
+    @Test func aReportKeepsTheSecureBootState() throws {
+        let server = try server(unknown: "deny")
+        let mac = "52:54:00:00:00:01"
+        #expect(report(server, mac, #"{"stage": "kexec", "security": "Secure Boot on, kernel lockdown integrity"}"#) == 204)
+        guard case .bytes(let body) = server.handle(HTTPServerRequest(method: "GET", path: "/v1/hosts")).body else { Issue.record("no body"); return }
+        let text = String(decoding: body, as: UTF8.self)
+        #expect(text.contains(#""security" : "Secure Boot on, kernel lockdown integrity""#), "\(text)")
+        #expect(report(server, mac, #"{"stage": "kexec", "security": "\#(String(repeating: "x", count: 5000))"}"#) == 204)
+        #expect(server.state.lastReport(MACAddress(mac)!)?.security?.count == 200)
+    }
+
     @Test func hostsArePagedInMACOrder() throws {
         let server = try server(unknown: "default")
         for i in 0..<25 { _ = report(server, "02:00:00:00:00:\(String(i, radix: 16).zeroPadded(to: 2))", #"{"stage": "network"}"#) }

@@ -61,28 +61,35 @@ import Testing
             try Sys.waitFor("wyrcan-serve") { (try? Sys.sh("curl -sf http://127.0.0.1:\(port)/healthz").stdout) == "ok\n" }
         }
 
-        /// A fresh copy of OVMF's variable store whose next boot (one-shot) is `uri`.
-        func vars(_ name: String, bootURI uri: String) throws -> String {
+        /// A fresh copy of OVMF's variable store (the Secure Boot one: Debian's snakeoil PK, KEK
+        /// and db) whose next boot (one-shot) is `uri`.
+        func vars(_ name: String, bootURI uri: String, secureBoot: Bool = false) throws -> String {
             let out = "\(dir)/\(name).vars.fd"
             try? FileManager.default.removeItem(atPath: out)
-            let r = try Sys.run("/usr/bin/env", ["virt-fw-vars", "-i", "/usr/share/OVMF/OVMF_VARS_4M.fd", "-o", out, "--set-boot-uri", uri])
+            let template = secureBoot ? "/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd" : "/usr/share/OVMF/OVMF_VARS_4M.fd"
+            let r = try Sys.run("/usr/bin/env", ["virt-fw-vars", "-i", template, "-o", out, "--set-boot-uri", uri])
             guard r.status == 0 else { throw SysError("virt-fw-vars: \(r.stderr)") }
             return out
         }
 
-        /// OVMF (q35) with `vars`, the NIC without an option ROM, `esl` as the HTTPS CA list.
-        /// Stops QEMU (by PID) once the console shows any of `until`, or after `timeout` s.
+        /// OVMF (q35) with `vars`, the NIC without an option ROM, `esl` as the HTTPS CA list;
+        /// with `secureBoot`, OVMF's Secure Boot build (SMM; `vars` from `vars(secureBoot:)`).
+        /// `esp` is a disk to boot first. Stops QEMU (by PID) once the console shows any of
+        /// `until`, or after `timeout` s.
         func qemu(_ name: String, vars: String, esl: String, mac: String = UEFIBootSystemTests.mac, disk: String? = nil,
-                  reboot: Bool = false, until: [String], timeout: Double) throws -> String {
+                  secureBoot: Bool = false, esp: String? = nil, reboot: Bool = false, until: [String], timeout: Double) throws -> String {
             let console = "\(dir)/\(name).console"
+            let code = secureBoot ? "/usr/share/OVMF/OVMF_CODE_4M.snakeoil.fd" : "/usr/share/OVMF/OVMF_CODE_4M.fd"
+            let machine = secureBoot ? ["-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on"] : ["-machine", "q35"]
             // (-nodefaults: no empty DVD drive among the boot entries.)
-            var args = ["-nodefaults", "-machine", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "2G",
-                        "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+            var args = ["-nodefaults"] + machine + ["-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "2G",
+                        "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=\(code)",
                         "-drive", "if=pflash,format=raw,unit=1,file=\(vars)",
                         "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,romfile=,mac=\(mac)",
                         "-fw_cfg", "name=etc/edk2/https/cacerts,file=\(esl)", "-device", "virtio-rng-pci",
                         "-display", "none", "-serial", "file:\(console)", "-monitor", "none"]
             if let disk { args += ["-drive", "file=\(disk),if=virtio,format=raw"] }
+            if let esp { args += ["-drive", "if=none,id=esp,format=raw,file=\(esp)", "-device", "virtio-blk-pci,drive=esp,bootindex=0"] }
             if !reboot { args.append("-no-reboot") }
             return try Sys.runUntil("/usr/bin/qemu-system-x86_64", args, console: console, until: until, timeout: timeout)
         }
@@ -116,6 +123,8 @@ import Testing
                                    esl: rig.esl, until: ["WYRCAN-BOOT-MARKER cmdline=", "● Failure:"], timeout: 480)
         #expect(console.contains("Getting this machine's parameters from https://10.0.2.2:\(rig.httpsPort)/v1/config/\(Self.mac)"), "console:\n\(console.suffix(4000))\nserver:\n\(rig.server.output.suffix(2000))")
         #expect(BootSystemTests.marker(console) == "console=ttyS0 uefi=1 \(Self.secretArg)", "console:\n\(console.suffix(4000))")
+        // Without Secure Boot: no lockdown, the image's Debian-signed kernel kexecs as before.
+        #expect(console.contains("Secure Boot off (setup mode), kernel lockdown none") && console.contains("image lockdown=[none] integrity confidentiality"), "console:\n\(console.suffix(4000))")
         // Wyrcan does not show what the server gave (it may be secret); the next kernel logs its
         // own cmdline, which is the image's business.
         let booting = try #require(console.range(of: "● Booting "), "console:\n\(console.suffix(4000))")

@@ -17,7 +17,7 @@
 
 build_usage() {
     cat <<EOF
-usage: $0 OUT_LAYOUT [TAG] [--push REGISTRY/REPO[:TAG]] [--insecure]
+usage: $0 OUT_LAYOUT [TAG] [--push REGISTRY/REPO[:TAG]] [--insecure] [--sign-key KEY --sign-cert CERT]
 
 Builds a bootable $NAME ($SUITE) container image into the OCI image layout directory OUT_LAYOUT
 (created if missing; other tags in it are kept) under TAG (default: latest), without a container
@@ -25,6 +25,10 @@ engine: mmdebstrap + lib/customize.sh in a chroot + umoci. Needs root.
 
   --push REF    then copy it to a registry with skopeo (docker://REF; REF without a tag gets TAG)
   --insecure    the registry speaks plain HTTP / has an untrusted certificate (lab registries)
+  --sign-key KEY --sign-cert CERT
+                re-sign the image's kernel (/boot/wyrcan.kernel) with this key, for machines with
+                Secure Boot on: Wyrcan's kernel kexecs only kernels signed by a key in the
+                firmware's db (or MOK). Needs sbsigntool. See docs/secure-boot.md.
 
 The settings of customize.sh are read from the environment: WYRCAN_CMDLINE, AUTOLOGIN,
 ROOT_PASSWORD, KERNEL_PACKAGES, EXTRA_PACKAGES, DROP_MODULES (see customize.sh). Also:
@@ -39,6 +43,8 @@ Boot-test the result with Wyrcan's converter:
 EOF
 }
 
+BUILD_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
 # Temporary directories to delete on exit (--one-file-system: never follow into something still
 # mounted in a chroot after a failure).
 BUILD_TMPDIRS=()
@@ -49,13 +55,15 @@ trap build_cleanup EXIT
 shq() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 
 build_main() {
-    local out="" tag="" push="" insecure=0
+    local out="" tag="" push="" insecure=0 sign_key="" sign_cert=""
     while (($#)); do
         case $1 in
             -h | --help) build_usage; return 0 ;;
             --push) push=${2:?--push needs REGISTRY/REPO[:TAG]}; shift ;;
             --push=*) push=${1#--push=} ;;
             --insecure) insecure=1 ;;
+            --sign-key) sign_key=${2:?--sign-key needs a file}; shift ;;
+            --sign-cert) sign_cert=${2:?--sign-cert needs a file}; shift ;;
             -*) echo "$0: unknown option $1" >&2; build_usage >&2; return 2 ;;
             *) if [[ -z $out ]]; then out=$1; elif [[ -z $tag ]]; then tag=$1; else
                 echo "$0: too many arguments" >&2; return 2; fi ;;
@@ -64,11 +72,13 @@ build_main() {
     done
     [[ -n $out ]] || { build_usage >&2; return 2; }
     tag=${tag:-latest}
+    [[ -n $sign_key && -n $sign_cert || -z $sign_key && -z $sign_cert ]] || { echo "$0: --sign-key and --sign-cert go together" >&2; return 2; }
     [[ $(id -u) == 0 ]] || { echo "$0: needs root (mmdebstrap --mode=root, chroot, file ownership)" >&2; return 1; }
 
     local tools=(mmdebstrap umoci) missing=()
     [[ -n $push ]] && tools+=(skopeo)
-    for t in "${tools[@]}"; do command -v "$t" >/dev/null || missing+=("$t"); done
+    [[ -n $sign_key ]] && tools+=(sbsign)
+    for t in "${tools[@]}"; do command -v "$t" >/dev/null || missing+=("${t/#sbsign/sbsigntool}"); done
     if ((${#missing[@]})); then
         command -v apt-get >/dev/null || { echo "$0: missing tools: ${missing[*]}" >&2; return 1; }
         echo "● Installing ${missing[*]}" >&2
@@ -101,6 +111,10 @@ build_main() {
         "$SUITE" "$root" "${SOURCES[@]}" >&2
     # What a container build would not have: mmdebstrap's device nodes and the host's hostname.
     rm -rf "${root:?}"/dev/* "$root/etc/hostname"
+    if [[ -n $sign_key ]]; then
+        echo "● Signing the kernel for Secure Boot" >&2
+        "$BUILD_LIB/../../scripts/sign-kernel" --key "$sign_key" --cert "$sign_cert" "$root/boot/$(readlink "$root/boot/wyrcan.kernel")" >&2
+    fi
 
     echo "● Writing the OCI image $out:$tag" >&2
     [[ -f $out/index.json ]] || umoci init --layout "$out"

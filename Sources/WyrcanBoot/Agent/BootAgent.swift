@@ -32,7 +32,7 @@ struct BootAgent {
     }
 
     func run() -> Never {
-        Self.prepareSystem()
+        let security = Self.prepareSystem()
         let cmdline = (try? FileSystem.readFile("/proc/cmdline")).map { String(decoding: $0, as: UTF8.self) } ?? ""
         var args: WyrcanArgs
         do throws(CmdlineError) { args = try WyrcanArgs(parsing: cmdline) } catch {
@@ -51,15 +51,16 @@ struct BootAgent {
                 // (The last failure is explained once, by fail(), below.)
                 Console.detail("attempt \(retry.attempt) of \(retry.attempts) failed: \(retry.error)")
                 Console.detail("retrying in \(Int(retry.delay)) s (attempt \(retry.attempt + 1) of \(retry.attempts))")
-            }) { (_) throws(BootFailure) in try BootAttempt(args: args).run() }
+            }) { (_) throws(BootFailure) in try BootAttempt(args: args, security: security).run() }
         } catch {
             lastError = error.description
         }
         fail(lastError, rescue: args.rescue)
     }
 
-    /// /proc, /sys, /dev, /run; the console; entropy; drivers; efivarfs.
-    static func prepareSystem() {
+    /// /proc, /sys, /dev, /run; the console; entropy; drivers; efivarfs; what Secure Boot and
+    /// lockdown enforce (shown, and reported with each attempt).
+    static func prepareSystem() -> BootSecurity {
         mountBasics()
         Console.attach()
         warmUpEntropy()
@@ -67,6 +68,9 @@ struct BootAgent {
         Console.stage("Loading drivers")
         for problem in ModuleLoader().loadAll() { Console.detail("module \(problem)") }
         mountEFIVariables()
+        let security = BootSecurity.current()
+        Console.detail(security.summary)
+        return security
     }
 
     static func clearStoredConfigIfAsked(_ args: WyrcanArgs) {
@@ -124,6 +128,7 @@ struct BootAgent {
         try? LinuxSystem.mount("proc", at: "/proc", type: "proc")
         try? LinuxSystem.mount("sysfs", at: "/sys", type: "sysfs")
         try? LinuxSystem.mount("devtmpfs", at: "/dev", type: "devtmpfs")
+        try? LinuxSystem.mount("securityfs", at: "/sys/kernel/security", type: "securityfs")
         // Blobs, staged layers and the next initrd live here: as much RAM as MemAvailable allows
         // (the checks below), not tmpfs's default half.
         try? LinuxSystem.mount("tmpfs", at: "/run", type: "tmpfs", options: "mode=0755,size=90%")

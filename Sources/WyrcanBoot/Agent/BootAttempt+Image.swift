@@ -82,7 +82,8 @@ extension BootAttempt {
             try LinuxSystem.kexecLoad(kernel: artifacts.kernelPath, initrd: artifacts.initrdPath, cmdline: next)
             Console.detail("kernel and initrd loaded for kexec in \(TransferProgress.tenths(TransferProgress.now() - loading)) s")
         } catch {
-            throw BootAgent.BootFailure(description: error.description, retryable: false)
+            let refusal = security.kexecRefusal(code: error.code).map { ": " + $0 } ?? ""
+            throw BootAgent.BootFailure(description: error.description + refusal, retryable: false)
         }
         // Parameters from wyr.server may be secrets (the inventory's `secret: true`), also when an
         // earlier stage of a chain fetched them for this one: they are not shown, nor reported.

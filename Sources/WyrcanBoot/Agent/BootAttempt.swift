@@ -13,11 +13,14 @@ final class BootAttempt {
     /// The attempt's own requests (reports, parameters) share its connections; nil when libcurl
     /// could not make a handle (the fetches say so, reports are skipped).
     let client: HTTPClient?
+    /// Secure Boot and lockdown: reported, and the explanation of a refused kexec.
+    let security: BootSecurity
 
-    init(args: WyrcanArgs) {
+    init(args: WyrcanArgs, security: BootSecurity) {
         self.args = args
+        self.security = security
         client = try? HTTPClient()
-        reporter = Reporter(url: args.reportURL, client: client)
+        reporter = Reporter(url: args.reportURL, client: client, security: security.summary)
     }
 
     func run() throws(BootAgent.BootFailure) {
@@ -73,7 +76,7 @@ final class BootAttempt {
             throw BootAgent.BootFailure(description: error.description, retryable: error.isTransient, retryAfter: error.retryAfter)
         }
         // Reports go to the server the same way (its CA or key), when they go to it.
-        if let url = fetched.reportURL, url.hasPrefix(server.url + "/") { reporter = Reporter(url: url, options: server.options, client: client) }
+        if let url = fetched.reportURL, url.hasPrefix(server.url + "/") { reporter = Reporter(url: url, options: server.options, client: client, security: security.summary) }
         return fetched
     }
 
@@ -100,7 +103,7 @@ final class BootAttempt {
         do throws(CmdlineError) { try args.merge(fetched: fetched, trusted: trusted) } catch {
             throw BootAgent.BootFailure(description: "\(source): \(error.description)", retryable: false)
         }
-        if reporter.url == nil, let url = args.reportURL { reporter = Reporter(url: url, client: client) }
+        if reporter.url == nil, let url = args.reportURL { reporter = Reporter(url: url, client: client, security: security.summary) }
         Console.detail("\(fetched.image.map { "image \($0), " } ?? "")\(fetched.args.count) wyr.arg(s), \(fetched.s3.count) S3 alias(es), \(fetched.volumes.count) volume(s) merged")
     }
 

@@ -51,7 +51,8 @@ public enum LinuxSystem {
         defer { close(i) }
         if wyr_kexec_file_load(k, i, cmdline, 0) != 0 {
             let code = errno
-            let hint = code == EPERM ? " (kernel lockdown or secure boot refuses unsigned kernels)" : code == ENOEXEC ? " (not a kernel image this kernel can boot)" : ""
+            // (Signature refusals under lockdown are explained by BootSecurity.kexecRefusal.)
+            let hint = code == ENOEXEC ? " (not a kernel image this kernel can boot)" : ""
             throw SystemError(operation: "kexec_file_load\(hint)", code: code)
         }
     }

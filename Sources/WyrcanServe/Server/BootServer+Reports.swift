@@ -25,7 +25,8 @@ extension BootServer {
         }
         let detail = (object["detail"] as? String).map { String($0.prefix(2000)) }
         let image = (object["image"] as? String).map { String($0.prefix(512)) }
-        state.record(mac: mac, known: known, stage: stage, detail: detail, image: image)
+        let security = (object["security"] as? String).map { String($0.prefix(200)) }
+        state.record(mac: mac, known: known, stage: stage, detail: detail, image: image, security: security)
         // (A report's text is the reporter's: escaped, so it cannot forge log lines.)
         logger.info("\(mac): \(stage)\(detail.map { ": " + Message.quoted($0, limit: 300, quotes: false) } ?? "")")
         return .text(204, "")
@@ -60,6 +61,7 @@ extension BootServer {
             var last: [String: Any] = ["stage": report.stage, "received": report.received, "count": report.count]
             if let d = report.detail { last["detail"] = d }
             if let i = report.image { last["image"] = i }
+            if let s = report.security { last["security"] = s }
             entry["lastReport"] = last
         }
         return entry

@@ -8,6 +8,8 @@ final class FleetState: Sendable {
         var stage: String
         var detail: String?
         var image: String?
+        /// The machine's Secure Boot and lockdown state, as Wyrcan read it.
+        var security: String?
         var received: String
         var count: Int
     }
@@ -30,11 +32,11 @@ final class FleetState: Sendable {
     private let boots = Locked<(counts: [String: Int], unknown: Int)>(([:], 0))
     private let bytes = Locked<Int64>(0)
 
-    func record(mac: MACAddress, known: Bool, stage: String, detail: String?, image: String?) {
+    func record(mac: MACAddress, known: Bool, stage: String, detail: String?, image: String?, security: String?) {
         let received = Self.now()
         reports.withLock { r in
             let isNew = r.last[mac] == nil
-            r.last[mac] = Report(stage: stage, detail: detail, image: image, received: received, count: (r.last[mac]?.count ?? 0) + 1)
+            r.last[mac] = Report(stage: stage, detail: detail, image: image, security: security, received: received, count: (r.last[mac]?.count ?? 0) + 1)
             // A MAC the inventory lists now (after a reload) is no longer one to forget.
             if known {
                 if r.unknown.remove(mac) != nil { r.unknownOrder.removeAll { $0 == mac } }
