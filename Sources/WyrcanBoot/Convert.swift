@@ -39,20 +39,10 @@ struct Convert: ParsableCommand {
     @Option(name: .customLong("threads"), help: ArgumentHelp("Compression threads (default: one per CPU, fastest): the initrd is then independent frames of whole cpio members, ≈ 5 % larger; 1 writes one frame on one thread beside the reader, with the least memory.", valueName: "N"))
     var threads: Int?
 
-    @Option(help: ArgumentHelp("Image of a multi-platform index to use (default: this machine's).", valueName: "OS/ARCH[/VARIANT]"))
-    var platform: String?
+    @OptionGroup var registry: RegistryArguments
 
-    @Option(name: .customLong("insecure-registry"), help: ArgumentHelp("Reach this registry over plain HTTP (repeatable).", valueName: "HOST[:PORT]"))
-    var insecureRegistries: [String] = []
-
-    @Option(name: .customLong("ca-file"), help: ArgumentHelp("PEM file of CAs to trust for HTTPS: FILE for every registry, HOST[:PORT]=FILE for one registry or mirror (repeatable).", valueName: "[HOST=]FILE"))
-    var caFiles: [String] = []
-
-    @Option(name: .customLong("auth-file"), help: ArgumentHelp("Docker-style config.json / auth.json with registry credentials.", valueName: "FILE"))
-    var authFile: String?
-
-    @Option(help: ArgumentHelp("Try this mirror before the image's registry (repeatable).", valueName: "HOST[:PORT]"))
-    var mirror: [String] = []
+    @Option(name: .customLong("verify-key"), help: ArgumentHelp("Convert only if the image is signed (sigstore/cosign signature in the registry) by this public key (repeatable: any one of them).", valueName: "FILE"))
+    var verifyKeys: [String] = []
 
     @Option(name: .customLong("max-unpacked"), help: ArgumentHelp("Refuse an image whose initrd unpacks to more than this (the booted machine holds it in RAM): bytes, or with K, M, G, T (default: this machine's RAM).", valueName: "SIZE"))
     var maxUnpacked: String?
@@ -94,15 +84,6 @@ struct Convert: ParsableCommand {
         }
     }
 
-    /// `HOST[:PORT]=FILE` → (host, file); a plain `FILE` (an existing file, or one with `=` only
-    /// after a `/`) → (nil, file).
-    static func caFileOption(_ value: String) -> (host: String?, file: String) {
-        guard !FileSystem.exists(value), let eq = value.firstIndex(of: "="), !value[..<eq].contains("/"), eq != value.startIndex else {
-            return (nil, value)
-        }
-        return (String(value[..<eq]), String(value[value.index(after: eq)...]))
-    }
-
     /// `--max-unpacked`, or this machine's RAM.
     func unpackedLimit() throws -> (bytes: Int64, source: String)? {
         guard let text = maxUnpacked else {
@@ -131,27 +112,9 @@ struct Convert: ParsableCommand {
         }
         guard !output.isEmpty else { throw ValidationError("--output needs a directory") }
         let limit = try unpackedLimit()
-        for m in mirror where m.contains("/") || m.isEmpty {
-            throw ValidationError("--mirror \(m): give HOST[:PORT], without a scheme or path (plain HTTP with --insecure-registry HOST[:PORT])")
-        }
         let location = try ImageLocation(parsing: image)
-        var options = RegistryOptions()
-        options.insecureRegistries = Set(insecureRegistries)
-        for value in caFiles {
-            let (host, file) = Self.caFileOption(value)
-            guard FileSystem.exists(file) else { throw ValidationError("--ca-file \(value): \(file) does not exist") }
-            if let host {
-                options.caFiles[host] = file
-            } else {
-                guard options.caFile == nil else { throw ValidationError("--ca-file: give one FILE for every registry; use HOST=FILE for others") }
-                options.caFile = file
-            }
-        }
-        if let platform { options.platform = try Platform(parsing: platform) }
-        if let authFile { try options.loadAuthFile(authFile) }
-        if case .registry(let reference) = location, !mirror.isEmpty {
-            options.mirrors[reference.registry] = mirror
-        }
+        let options = try registry.options(for: location)
+        let verifier = try RegistryArguments.verifier(keyFiles: verifyKeys, option: "--verify-key")
 
         try FileSystem.createDirectory(output)
         let work = try FileSystem.temporaryDirectory(in: output, prefix: ".wyrcan-work")
@@ -163,6 +126,7 @@ struct Convert: ParsableCommand {
         // it is fetched, while the others still download.
         let staging = Locked(false)
         var puller = ImagePuller(options: options, quiet: quiet)
+        puller.verifier = verifier
         puller.beforeFetch = { [quiet] (image) throws(ConversionError) in
             let compressed = image.manifest.layersSize
             let room = (FileSystem.freeSpace(work) ?? 0) > compressed * 11 + (256 << 20)  // (blobs not fetched yet)
@@ -178,6 +142,7 @@ struct Convert: ParsableCommand {
         var builder = InitrdBuilder(compression: compression, compressionLevel: level, compressionThreads: threads ?? LinuxSystem.processorCount)
         builder.unpackedLimit = limit
         let artifacts = try builder.build(layers: pulled.layers, outputDirectory: output, partialDirectory: work)
+        if !quiet, let key = pulled.signedBy { printError("● \(pulled.image.name): signed by key \(key)") }
         if !quiet {
             printError("● Converted \(pulled.image.name): kernel \(TransferProgress.megabytes(artifacts.kernelBytes)), initrd \(TransferProgress.megabytes(artifacts.initrdBytes)) (\(compression.rawValue)), cmdline \"\(artifacts.cmdline)\"")
         }

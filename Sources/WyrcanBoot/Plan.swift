@@ -47,6 +47,10 @@ struct Plan: ParsableCommand {
                                    --server-ca) or wyr.server_pin. http:// only with wyr.insecure.
               wyr.server_pin=sha256//BASE64[;sha256//BASE64...]
                                    The config server's public key (curl --pinnedpubkey's syntax).
+              wyr.verify=KEYNAME[,KEYNAME...]
+                                   Boot the image only if one of these keys signed it (sigstore
+                                   signature in the registry). The keys are baked into the
+                                   initramfs (scripts/build-initramfs --trust-key NAME=FILE).
               wyr.mode=boot|exit   exit: boot the local disk instead (EFI BootNext), as the fleet
                                    server's mode: exit says.
               wyr.volume=NAME[,mirror=ALIAS/BUCKET[/PREFIX]][,pull_on=boot][,push_on=changes|

@@ -24,5 +24,5 @@ struct Wyrcan: ParsableCommand {
             kexecs into it. The subcommands below work offline on any Linux machine.
             """,
         version: WyrcanVersion.string,
-        subcommands: [Plan.self, Convert.self, Efi.self, Volume.self, Modprobe.self])
+        subcommands: [Plan.self, Convert.self, Verify.self, Efi.self, Volume.self, Modprobe.self])
 }

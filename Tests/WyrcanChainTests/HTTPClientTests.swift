@@ -57,7 +57,7 @@ import WyrcanHTTP
     @Test func fileBodiesAreServed() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("wyrcan-file-\(getpid())").path
         let content = Array((0..<100_000).map { UInt8(truncatingIfNeeded: $0) })
-        FileManager.default.createFile(atPath: path, contents: Data(content))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(content))
         defer { try? FileManager.default.removeItem(atPath: path) }
         let server = try HTTPServer(.init()) { _ in
             let fd = open(path, O_RDONLY)

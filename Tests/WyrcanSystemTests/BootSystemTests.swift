@@ -32,9 +32,9 @@ import WyrcanTestSupport
 
         /// QEMU (TCG) booting Wyrcan from out/ with `cmdline`, the serial console on `serial`.
         static func qemuArguments(cmdline: String, serial: String, memory: String = "2G", kernel: String = "wyrcan.kernel",
-                                  nic: String = "virtio-net-pci", extra: [String] = []) -> [String] {
+                                  initrd: String = "wyrcan.initrd", nic: String = "virtio-net-pci", extra: [String] = []) -> [String] {
             ["-accel", "tcg", "-m", memory, "-display", "none", "-serial", serial, "-monitor", "none", "-no-reboot"] + extra + [
-             "-kernel", Sys.root + "/out/" + kernel, "-initrd", Sys.root + "/out/wyrcan.initrd", "-append", cmdline,
+             "-kernel", Sys.root + "/out/" + kernel, "-initrd", Sys.root + "/out/" + initrd, "-append", cmdline,
              "-netdev", "user,id=n0", "-device", "\(nic),netdev=n0,mac=52:54:00:12:34:56"]
         }
 

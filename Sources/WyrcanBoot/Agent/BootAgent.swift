@@ -38,6 +38,10 @@ struct BootAgent {
         do throws(CmdlineError) { args = try WyrcanArgs(parsing: cmdline) } catch {
             fail("bad kernel cmdline: \(error.description)", rescue: cmdline.contains("wyr.rescue") || cmdline.contains("wyrcan.rescue"))
         }
+        let policy: SignaturePolicy
+        do throws(FileError) { policy = try SignaturePolicy.load() } catch {
+            fail("a key baked into this initramfs is unreadable: \(error.description)", rescue: args.rescue)
+        }
         Self.clearStoredConfigIfAsked(args)
         if args.image == nil && args.server == nil { args = Self.withStoredConfig(args) }
         guard args.image != nil || args.server != nil else {
@@ -51,7 +55,7 @@ struct BootAgent {
                 // (The last failure is explained once, by fail(), below.)
                 Console.detail("attempt \(retry.attempt) of \(retry.attempts) failed: \(retry.error)")
                 Console.detail("retrying in \(Int(retry.delay)) s (attempt \(retry.attempt + 1) of \(retry.attempts))")
-            }) { (_) throws(BootFailure) in try BootAttempt(args: args, security: security).run() }
+            }) { (_) throws(BootFailure) in try BootAttempt(args: args, security: security, signatures: policy).run() }
         } catch {
             lastError = error.description
         }
@@ -93,6 +97,7 @@ struct BootAgent {
             storedArgs.insecureRegistries += args.insecureRegistries
             storedArgs.platform = args.platform
             storedArgs.depth = args.depth
+            storedArgs.verifyKeys = args.verifyKeys
             return storedArgs
         } catch {
             Console.failure(error.description)

@@ -12,10 +12,14 @@ extension BootAttempt {
         FileSystem.removeTree(work)
         do throws(FileError) { try FileSystem.createDirectory(work + "/out") } catch { throw BootAgent.BootFailure(description: error.description) }
         let plenty = Locked(false)
-        let puller = Self.puller(args: args, plenty: plenty, stagingIn: work + "/pull")
+        var puller = Self.puller(args: args, plenty: plenty, stagingIn: work + "/pull")
+        do throws(SignatureError) { puller.verifier = try signatures.verifier(names: args.verifyKeys) } catch {
+            throw BootAgent.BootFailure(description: error.description, retryable: false)
+        }
         do throws(ConversionError) {
             let pulled = try puller.pull(.registry(image), workDirectory: work + "/pull")
             Console.detail("manifest \(pulled.image.manifestDigest)")
+            if let key = pulled.signedBy { Console.detail("signed by key \(key)") }
             let started = TransferProgress.now()
             let inMemory = plenty.withLock { $0 }
             var builder = InitrdBuilder(compression: inMemory ? .none : .zstd)

@@ -15,10 +15,13 @@ final class BootAttempt {
     let client: HTTPClient?
     /// Secure Boot and lockdown: reported, and the explanation of a refused kexec.
     let security: BootSecurity
+    /// The keys baked into the initramfs, and whether every image must be signed.
+    let signatures: SignaturePolicy
 
-    init(args: WyrcanArgs, security: BootSecurity) {
+    init(args: WyrcanArgs, security: BootSecurity, signatures: SignaturePolicy) {
         self.args = args
         self.security = security
+        self.signatures = signatures
         client = try? HTTPClient()
         reporter = Reporter(url: args.reportURL, client: client, security: security.summary)
     }

@@ -74,6 +74,8 @@ public struct BootPlan: Sendable {
         public var insecureRegistries: [String]
         public var platform: String?
         public var rescue: Bool
+        /// `wyr.verify`: the baked keys the image must be signed by.
+        public var verify: [String]
         public var report: String?
         public var depth: Int
         public var chain: Chain?
@@ -102,6 +104,7 @@ public struct BootPlan: Sendable {
             insecureRegistries: args.insecureRegistries,
             platform: (args.platform ?? .current).description,
             rescue: args.rescue,
+            verify: args.verifyKeys,
             report: args.reportURL,
             depth: args.depth,
             chain: chain,
@@ -136,6 +139,9 @@ public struct BootPlan: Sendable {
             out.append("Insecure:  \(args.insecureRegistries.joined(separator: ", ")) (plain HTTP)")
         }
         if args.rescue { out.append("Rescue:    shell on the console after the last failure") }
+        if !args.verifyKeys.isEmpty {
+            out.append("Verify:    the image must be signed by \(args.verifyKeys.count == 1 ? "key" : "one of the keys") \(args.verifyKeys.joined(separator: ", ")) (baked into the initramfs)")
+        }
         if let report = args.reportURL { out.append("Report:    \(report)") }
         if args.depth > 0 { out.append("Depth:     stage \(args.depth + 1) of a chain") }
         if let chain {

@@ -48,6 +48,9 @@ public struct WyrcanArgs: Sendable, Equatable {
     public var serverPin: String?
     /// `wyr.mode=boot|exit`
     public var mode: Mode = .boot
+    /// `wyr.verify=NAME[,NAME…]`: the image must be signed by one of these keys, which must be
+    /// baked into this Wyrcan's initramfs (`SignaturePolicy`).
+    public var verifyKeys: [String] = []
     /// `wyr.depth=N`: how many Wyrcan stages ran before this one (Wyrcan sets it when chaining).
     public var depth = 0
     /// Parameters that are not Wyrcan's: they configure this stage's kernel only.
@@ -128,6 +131,8 @@ public struct WyrcanArgs: Sendable, Equatable {
             rescue = rescue || fetched.rescue
             if let report = fetched.reportURL { reportURL = report }
             if fetched.mode == .exit { mode = .exit }
+            // (A server can ask for more checks, never fewer.)
+            for name in fetched.verifyKeys where !verifyKeys.contains(name) { verifyKeys.append(name) }
         }
         try checkVolumes()
     }
@@ -242,6 +247,14 @@ public struct WyrcanArgs: Sendable, Equatable {
             let v = try value("boot|exit")
             guard let m = Mode(rawValue: v) else { throw .invalidValue(parameter: key, value: v, reason: "must be 'boot' or 'exit'") }
             mode = m
+        case "verify":
+            let v = try value("KEYNAME[,KEYNAME…]")
+            for name in v.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
+                guard !name.isEmpty, name.unicodeScalars.allSatisfy({ ("0"..."9").contains($0) || ("a"..."z").contains($0) || ("A"..."Z").contains($0) || "._-".unicodeScalars.contains($0) }) else {
+                    throw .invalidValue(parameter: key, value: v, reason: "key names are letters, digits, '.', '_' and '-', separated by commas (the names given to scripts/build-initramfs --trust-key)")
+                }
+                if !verifyKeys.contains(name) { verifyKeys.append(name) }
+            }
         case "depth":
             let v = try value("N")
             guard let n = Int(v), n >= 0, n <= 1000 else {

@@ -15,6 +15,8 @@ public enum ConversionError: Error, CustomStringConvertible, Sendable {
     case archive(ArchiveError)
     case file(FileError)
     case registry(RegistryError)
+    /// The image is not signed by a trusted key (or its signatures could not be read).
+    case signature(SignatureError)
     case notEnoughMemory(needed: Int64, available: Int64)
     /// A member that Linux could not hold: a path, name or link target past its limits.
     case beyondLimit(layer: Int, path: String, what: String, limit: Int)
@@ -60,6 +62,7 @@ public enum ConversionError: Error, CustomStringConvertible, Sendable {
         case .archive(let e): return e.description
         case .file(let e): return e.description
         case .registry(let e): return e.description
+        case .signature(let e): return e.description
         case .notEnoughMemory(let needed, let available):
             return "the image needs about \(needed >> 20) MiB of RAM to download and convert, but only \(available >> 20) MiB are available; give the machine more memory or slim the image"
         }
@@ -85,7 +88,10 @@ extension ConversionError {
             return true
         case .registry(.noPlatform), .registry(.unauthorized):
             return true
-        case .registry, .layer, .file:
+        // (Signatures are digest-addressed like the image: asking again finds the same ones.)
+        case .signature(.unsigned), .signature(.rejected), .signature(.notARegistryImage), .signature(.policy):
+            return true
+        case .registry, .signature(.registry), .layer, .file:
             return false
         }
     }

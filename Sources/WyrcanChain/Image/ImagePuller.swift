@@ -14,6 +14,9 @@ public struct ImagePuller {
     /// deleted: only the new file is read from then on, and for the boot agent the space is RAM.
     /// An OCI layout's blobs stay (they are the user's, or shared by layers with one digest).
     public var afterFetch: (@Sendable (Int, String) throws(ConversionError) -> String)? = nil
+    /// When set, a registry image must be signed by one of its keys (checked after the manifest,
+    /// before any layer is fetched); an OCI layout is refused.
+    public var verifier: ImageSignatureVerifier? = nil
 
     public init(options: RegistryOptions, quiet: Bool = false) {
         self.options = options
@@ -24,6 +27,8 @@ public struct ImagePuller {
         public var image: ResolvedImage
         /// Layer blob paths in manifest order.
         public var layers: [String]
+        /// The key that signed the image (with `verifier`).
+        public var signedBy: String? = nil
     }
 
     public func pull(_ location: ImageLocation, workDirectory: String) throws(ConversionError) -> Pulled {
@@ -40,6 +45,7 @@ public struct ImagePuller {
     }
 
     private func pullLayout(_ layout: OCILayout) throws(ConversionError) -> Pulled {
+        if verifier != nil { throw .signature(.notARegistryImage(layout.name)) }
         let image: ResolvedImage
         do { image = try layout.resolve(platform: options.platform) } catch { throw .registry(error) }
         try beforeFetch?(image)
@@ -62,10 +68,20 @@ public struct ImagePuller {
     private func pullRegistry(_ reference: Reference, workDirectory: String) throws(ConversionError) -> Pulled {
         let tokens = TokenCache()
         let image: ResolvedImage
-        do { image = try RegistryClient(reference: reference, options: options, tokens: tokens).resolve() } catch { throw .registry(error) }
+        let client: RegistryClient
+        do {
+            client = try RegistryClient(reference: reference, options: options, tokens: tokens)
+            image = try client.resolve()
+        } catch { throw .registry(error) }
+        do throws(FileError) { try FileSystem.createDirectory(workDirectory + "/blobs") } catch { throw .file(error) }
+        var signedBy: String? = nil
+        if let verifier {
+            do throws(SignatureError) { signedBy = try verifier.verify(image, client: client, workDirectory: workDirectory + "/blobs").key.name } catch {
+                throw .signature(error)
+            }
+        }
         try beforeFetch?(image)
         let layers = image.manifest.layers
-        do throws(FileError) { try FileSystem.createDirectory(workDirectory + "/blobs") } catch { throw .file(error) }
         let progress = TransferProgress(title: "Getting \(reference)", sizes: layers.map(\.size), labels: layers.map { short($0.digest) }, quiet: quiet)
         let options = self.options
         let afterFetch = self.afterFetch
@@ -83,7 +99,7 @@ public struct ImagePuller {
             return handedOn
         }
         progress.complete()
-        return Pulled(image: image, layers: paths)
+        return Pulled(image: image, layers: paths, signedBy: signedBy)
     }
 
     static func extract(archive file: String, into directory: String) throws(ConversionError) {

@@ -1,0 +1,109 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A public key Wyrcan trusts to sign images, named for messages (its file's name).
+public struct TrustedKey: Sendable {
+    public var name: String
+    public var key: SignatureKey
+
+    public init(name: String, key: SignatureKey) {
+        self.name = name
+        self.key = key
+    }
+
+    /// The key in a PEM file, named after the file (without `.pub`/`.pem`).
+    public static func load(file: String) throws(FileError) -> TrustedKey {
+        let text = String(decoding: try FileSystem.readFile(file), as: UTF8.self)
+        let base = String(file.split(separator: "/").last ?? Substring(file))
+        let name = [".pub", ".pem"].first(where: base.hasSuffix).map { String(base.dropLast($0.count)) } ?? base
+        do throws(CryptoError) { return TrustedKey(name: name, key: try SignatureKey(pem: text)) } catch {
+            throw FileError(operation: "read the public key", path: file, code: EINVAL, reason: error.detail)
+        }
+    }
+}
+
+/// One sigstore signature as found in the registry: the payload bytes and the base64 signature
+/// from the layer's `dev.cosignproject.cosign/signature` annotation.
+public struct ImageSignature: Sendable {
+    public var payload: [UInt8]
+    public var signature: String
+
+    public init(payload: [UInt8], signature: String) {
+        self.payload = payload
+        self.signature = signature
+    }
+}
+
+/// Checks that an image is signed by one of `keys`, the way cosign and containers/image do it
+/// for keys given by file: a signature over the payload by the key, a payload of the simple-signing
+/// type naming exactly the image's manifest digest and (`matchRepository`, containers/image's
+/// default for sigstore) a reference in the image's repository. No transparency log is consulted.
+public struct ImageSignatureVerifier: Sendable {
+    public var keys: [TrustedKey]
+    public var matchRepository = true
+
+    public init(keys: [TrustedKey], matchRepository: Bool = true) {
+        self.keys = keys
+        self.matchRepository = matchRepository
+    }
+
+    public var keyNames: [String] { keys.map(\.name) }
+
+    /// The key that signed `digest` of `reference`, among `signatures`.
+    public func check(_ signatures: [ImageSignature], digest: Digest, reference: Reference) throws(SignatureError) -> TrustedKey {
+        var findings: [SignatureError.Finding] = []
+        for candidate in signatures {
+            switch checkOne(candidate, digest: digest, reference: reference) {
+            case .success(let key): return key
+            case .failure(let finding): findings.append(finding)
+            }
+        }
+        throw .rejected(image: "\(reference.registry)/\(reference.repository)@\(digest)", keys: keyNames, findings: findings)
+    }
+
+    /// The key first, then what the payload says: a payload is only read once a trusted key
+    /// has signed it.
+    func checkOne(_ candidate: ImageSignature, digest: Digest, reference: Reference) -> Result<TrustedKey, SignatureError.Finding> {
+        guard let signature = Data(base64Encoded: candidate.signature.trimming(" \n")) else { return .failure(.badEncoding) }
+        guard let key = keys.first(where: { $0.key.verifies(Array(signature), over: candidate.payload) }) else { return .failure(.noTrustedKey) }
+        let payload: SimpleSigningPayload
+        switch SimpleSigningPayload.parse(candidate.payload) {
+        case .success(let p): payload = p
+        case .failure(let problem): return .failure(.payload(problem))
+        }
+        guard payload.manifestDigest == digest else { return .failure(.otherDigest(payload.manifestDigest)) }
+        if matchRepository {
+            let named = try? Reference(parsing: payload.dockerReference)
+            guard let named, named.registry == reference.registry, named.repository == reference.repository else {
+                return .failure(.otherRepository(payload.dockerReference))
+            }
+        }
+        return .success(key)
+    }
+
+    /// Fetches the signatures of the image `client` resolved (its index's digest first, then its
+    /// platform manifest's) and checks them. Returns the key and the digest it signed.
+    public func verify(_ image: ResolvedImage, client: RegistryClient, workDirectory: String) throws(SignatureError) -> (key: TrustedKey, digest: Digest) {
+        let reference = client.reference
+        let digests = image.topDigest == image.manifestDigest ? [image.topDigest] : [image.topDigest, image.manifestDigest]
+        var rejection: SignatureError? = nil
+        for digest in digests {
+            let signatures: [ImageSignature]
+            do throws(RegistryError) { signatures = try client.signatures(of: digest, workDirectory: workDirectory) } catch {
+                throw .registry(image: reference.description, error)
+            }
+            if signatures.isEmpty { continue }
+            do throws(SignatureError) { return (try check(signatures, digest: digest, reference: reference), digest) } catch {
+                rejection = rejection ?? error
+            }
+        }
+        throw rejection ?? .unsigned(image: "\(reference.registry)/\(reference.repository)@\(image.topDigest)",
+                                      tag: RegistryClient.signatureTag(for: image.topDigest), keys: keyNames)
+    }
+}

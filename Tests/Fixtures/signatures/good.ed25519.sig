@@ -1,0 +1,1 @@
+BWzOihW/bC6U43f1imq5Yq+clf4mMcj7cLTKwjTgRhqp8cw4GhAHpZZR+a9dtgbReLTHI4LzFfZe2slcKglgAw==
