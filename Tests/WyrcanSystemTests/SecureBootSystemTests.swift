@@ -27,26 +27,26 @@ import Testing
             uefi = try UEFIBootSystemTests.rig()
             dir = try Sys.tempDir("secure-boot")
             dbKey = dir + "/db.key"
-            try Self.check(try Sys.run("/usr/bin/openssl", ["pkey", "-in", "/usr/share/ovmf/PkKek-1-snakeoil.key", "-passin", "pass:snakeoil", "-out", dbKey]), "openssl pkey")
+            try Sys.succeeded(try Sys.run("/usr/bin/openssl", ["pkey", "-in", "/usr/share/ovmf/PkKek-1-snakeoil.key", "-passin", "pass:snakeoil", "-out", dbKey]), "openssl pkey")
             let registry = uefi.boot.guestRegistry
             // The image whose kernel is re-signed with the db key (test/hello keeps Debian's signature).
             var env = ProcessInfo.processInfo.environment
             env["SIGN_KEY"] = dbKey
             env["SIGN_CERT"] = SecureBootSystemTests.dbCert
-            try Self.check(try Sys.run(Sys.root + "/scripts/build-test-image", [dir + "/signed-hello", "WYRCAN-BOOT-MARKER", "console=ttyS0"], environment: env), "build-test-image")
+            try Sys.succeeded(try Sys.run(Sys.root + "/scripts/build-test-image", [dir + "/signed-hello", "WYRCAN-BOOT-MARKER", "console=ttyS0"], environment: env), "build-test-image")
             try uefi.boot.registry.push(layout: dir + "/signed-hello", tag: "latest", to: "test/signed-hello")
             // Over HTTPS: build-uki signs it; the inventory gives this MAC the signed image.
-            try Self.check(try Sys.run(Sys.root + "/scripts/build-uki", [
+            try Sys.succeeded(try Sys.run(Sys.root + "/scripts/build-uki", [
                 "--server", "https://10.0.2.2:\(uefi.httpsPort)", "--server-ca", uefi.pki.caCert,
                 "--sign-key", dbKey, "--sign-cert", SecureBootSystemTests.dbCert, "--output", uefi.dir + "/assets/wyrcan-signed.efi",
             ]), "build-uki --sign-key")
             // From a disk: the Debian-signed image, reports to the server, a rescue shell after the failure.
             let report = "http://10.0.2.2:\(uefi.httpPort)/v1/report/\(SecureBootSystemTests.espMac)"
             let unsigned = dir + "/esp.efi"
-            try Self.check(try Sys.run(Sys.root + "/scripts/build-uki", [
+            try Sys.succeeded(try Sys.run(Sys.root + "/scripts/build-uki", [
                 "--cmdline", "console=ttyS0 wyr.img=\(registry)/test/hello wyr.insecure=\(registry) wyr.report=\(report) wyr.rescue", "--output", unsigned,
             ]), "build-uki")
-            try Self.check(try Sys.run("/usr/bin/sbsign", ["--key", dbKey, "--cert", SecureBootSystemTests.dbCert, "--output", dir + "/esp-signed.efi", unsigned]), "sbsign")
+            try Sys.succeeded(try Sys.run("/usr/bin/sbsign", ["--key", dbKey, "--cert", SecureBootSystemTests.dbCert, "--output", dir + "/esp-signed.efi", unsigned]), "sbsign")
             var tampered = try Data(contentsOf: URL(fileURLWithPath: dir + "/esp-signed.efi"))
             tampered[tampered.count / 2] ^= 0xFF
             try tampered.write(to: URL(fileURLWithPath: dir + "/esp-tampered.efi"))
@@ -59,10 +59,6 @@ import Testing
                   "\(SecureBootSystemTests.espMac)": {image: \(registry)/test/hello}
 
                 """, mac: SecureBootSystemTests.espMac)
-        }
-
-        static func check(_ r: Sys.Output, _ what: String) throws {
-            guard r.status == 0 else { throw SysError("\(what): \(r.stderr)\(r.stdout)") }
         }
 
         /// A FAT disk with `efi` as EFI/BOOT/BOOTX64.EFI.

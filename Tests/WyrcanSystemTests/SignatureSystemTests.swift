@@ -23,7 +23,7 @@ import Testing
             skopeo = String(path)
             try "test passphrase\n".write(toFile: dir + "/pass", atomically: true, encoding: .utf8)
             for key in ["k1", "k2"] {
-                try check(try Sys.run(skopeo, ["generate-sigstore-key", "--output-prefix", "\(dir)/\(key)", "--passphrase-file", dir + "/pass"]), "generate-sigstore-key")
+                try Sys.succeeded(try Sys.run(skopeo, ["generate-sigstore-key", "--output-prefix", "\(dir)/\(key)", "--passphrase-file", dir + "/pass"]), "generate-sigstore-key")
             }
             try FileManager.default.createDirectory(atPath: dir + "/registries.d", withIntermediateDirectories: true)
             try "docker:\n  \(registry.host):\n    use-sigstore-attachments: true\n".write(toFile: dir + "/registries.d/test.yaml", atomically: true, encoding: .utf8)
@@ -40,7 +40,7 @@ import Testing
                 _ = try Sys.buildImage(ConvertSystemTests.small.replacingOccurrences(of: "\"seed\": 3", with: "\"seed\": \(seed)"), layout: layout)
                 var args = ["--policy", dir + "/policy-any.json", "--registries.d", dir + "/registries.d", "copy", "--quiet", "--dest-tls-verify=false"]
                 if signed { args += ["--sign-by-sigstore-private-key", dir + "/k1.private", "--sign-passphrase-file", dir + "/pass"] }
-                try check(try Sys.run(skopeo, args + ["oci:\(layout):small", "docker://\(repository):\(tag)"]), "skopeo copy \(tag)")
+                try Sys.succeeded(try Sys.run(skopeo, args + ["oci:\(layout):small", "docker://\(repository):\(tag)"]), "skopeo copy \(tag)")
                 let head = try Sys.sh("curl -sfI -H 'Accept: application/vnd.oci.image.manifest.v1+json' http://\(registry.host)/v2/demo/signed/manifests/\(tag)").stdout
                 let line = head.split(whereSeparator: \.isNewline).first { $0.lowercased().hasPrefix("docker-content-digest:") }
                 guard let line else { throw SysError("no digest for \(tag): \(head)") }
@@ -50,16 +50,12 @@ import Testing
             try editSignedPayload()
         }
 
-        func check(_ r: Sys.Output, _ what: String) throws {
-            guard r.status == 0 else { throw SysError("\(what): \(r.stderr)\(r.stdout)") }
-        }
-
         func signatureTag(_ tag: String) -> String { "sha256-\(digests[tag]!.dropFirst(7)).sig" }
 
         /// The signed image's signature manifest, as is, under the "copied" image's signature tag.
         func attachCopiedSignature() throws {
             let api = "http://\(registry.host)/v2/demo/signed"
-            try check(try Sys.sh("""
+            try Sys.succeeded(try Sys.sh("""
                 set -e
                 curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' \(api)/manifests/\(signatureTag("signed")) > '\(dir)/copied.sig.json'
                 curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @'\(dir)/copied.sig.json' \(api)/manifests/\(signatureTag("copied"))
@@ -82,7 +78,7 @@ import Testing
             let rewritten = manifestText.replacingOccurrences(of: oldDigest, with: newDigest)
                 .replacingOccurrences(of: "\"size\":\(payload.utf8.count),", with: "\"size\":\(edited.utf8.count),")
             try rewritten.write(toFile: dir + "/edited.sig.json", atomically: true, encoding: .utf8)
-            try check(try Sys.sh("""
+            try Sys.succeeded(try Sys.sh("""
                 set -e
                 location=$(curl -sf -X POST -D - -o /dev/null \(api)/blobs/uploads/ | tr -d '\\r' | awk -F': ' 'tolower($1)=="location"{print $2}')
                 case $location in http*) ;; *) location="http://\(registry.host)$location" ;; esac
@@ -181,7 +177,7 @@ import Testing
                     args += ["--sign-by-sigstore-private-key", key + ".private", "--sign-passphrase-file", key + ".passphrase",
                              "--sign-identity", "10.0.2.2:\(signatures.registry.port)/\(repository):latest"]
                 }
-                try signatures.check(try Sys.run(signatures.skopeo, args + ["oci:\(source)", "docker://\(signatures.registry.host)/\(repository):latest"]), "skopeo copy \(repository)")
+                try Sys.succeeded(try Sys.run(signatures.skopeo, args + ["oci:\(source)", "docker://\(signatures.registry.host)/\(repository):latest"]), "skopeo copy \(repository)")
             }
         }
 

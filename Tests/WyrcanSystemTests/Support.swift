@@ -38,6 +38,11 @@ enum Sys {
     @discardableResult
     static func sh(_ command: String) throws -> Output { try run("/bin/sh", ["-c", command]) }
 
+    /// Throws, with its output, when a setup command (`what`) failed.
+    static func succeeded(_ r: Output, _ what: String) throws {
+        guard r.status == 0 else { throw SysError("\(what): \(r.stderr)\(r.stdout)") }
+    }
+
     static func binary(_ name: String) -> String {
         let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         for candidate in [dir.appendingPathComponent(name).path, root + "/.build/debug/\(name)"]
