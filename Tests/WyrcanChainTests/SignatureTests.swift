@@ -50,14 +50,21 @@ import Testing
         }
         let otherDigest = try Digest(parsing: "sha256:0000000000000000000000000000000000000000000000000000000000000001")
         #expect(findings([try Self.signature("other-digest", by: "p256")]) == [.otherDigest(otherDigest)])
-        #expect(findings([try Self.signature("other-repository", by: "p256")]) == [.otherRepository("registry.example/os/ubuntu:24.04")])
+        #expect(findings([try Self.signature("other-repository", by: "p256")]) == [.otherReference("registry.example/os/ubuntu:24.04")])
         #expect(findings([try Self.signature("wrong-type", by: "p256")]) == [.payload(.wrongType("atomic container signature"))])
         var edited = try Self.signature("good", by: "p256")
         edited.payload[edited.payload.count - 3] = UInt8(ascii: "X")
         #expect(findings([edited]) == [.noTrustedKey])
         #expect(findings([ImageSignature(payload: edited.payload, signature: "%%%")]) == [.badEncoding])
         // The same good signature seen from another repository (a signature copied to it).
-        #expect(findings([try Self.signature("good", by: "p256")], reference: try Reference(parsing: "registry.example/os/other:12")) == [.otherRepository("registry.example/os/debian:12")])
+        #expect(findings([try Self.signature("good", by: "p256")], reference: try Reference(parsing: "registry.example/os/other:12")) == [.otherReference("registry.example/os/debian:12")])
+        // Signed as :12, asked for as :13 (a tag moved to another signed image): refused; asked
+        // for by digest: the digest pins it.
+        #expect(findings([try Self.signature("good", by: "p256")], reference: try Reference(parsing: "registry.example/os/debian:13")) == [.otherReference("registry.example/os/debian:12")])
+        #expect(findings([try Self.signature("good", by: "p256")], reference: try Reference(parsing: "registry.example/os/debian@\(Self.digest)")) == [])
+        // cosign names the repository without a tag: any tag of it.
+        #expect(ImageSignatureVerifier.identityMatches("registry.example/os/debian", try Reference(parsing: "registry.example/os/debian:13")))
+        #expect(!ImageSignatureVerifier.identityMatches("registry.example:5000/os/debian", try Reference(parsing: "registry.example/os/debian:13")))
         // Among several, the good one is accepted.
         let accepted = try verifier.check([try Self.signature("other-digest", by: "p256"), try Self.signature("good", by: "p256")],
                                           digest: Self.digest, reference: Self.reference)
@@ -100,6 +107,18 @@ import Testing
         let plan = try BootPlan(cmdline: "wyr.img=r.io/os wyr.verify=site,backup")
         #expect(plan.text().contains("Verify:    the image must be signed by one of the keys site, backup (baked into the initramfs)"))
         #expect(plan.json().contains(#""verify" : ["#))
+    }
+
+    /// A stage that checked the next Wyrcan's signature makes that stage check its own image.
+    @Test func aVerifiedChainPassesTheKeysOn() throws {
+        let chained = try WyrcanArgs(parsing: "wyr.img=r.io/wyrcan wyr.arg=wyr.img=r.io/os")
+        let next = try chained.nextCmdline(verifiedWith: ["site", "backup"])
+        #expect(next.contains("wyr.verify=site,backup") && next.contains("wyr.depth=1"), "\(next)")
+        #expect(try WyrcanArgs(parsing: next).verifyKeys == ["site", "backup"])
+        #expect(!(try chained.nextCmdline()).contains("wyr.verify"))
+        // The OS (no wyr.img after it) gets no Wyrcan parameters.
+        let os = try WyrcanArgs(parsing: "wyr.img=r.io/os wyr.arg=quiet").nextCmdline(verifiedWith: ["site"])
+        #expect(os == "quiet")
     }
 
     @Test func signatureTagsAreTheDigestsOwn() {

@@ -31,7 +31,7 @@ import Testing
             for key in ["k1", "k2"] {
                 try """
                     {"default":[{"type":"reject"}],
-                     "transports":{"docker":{"\(registry.host)":[{"type":"sigstoreSigned","keyPath":"\(dir)/\(key).pub","signedIdentity":{"type":"matchRepository"}}]},
+                     "transports":{"docker":{"\(registry.host)":[{"type":"sigstoreSigned","keyPath":"\(dir)/\(key).pub"}]},
                                    "oci":{"":[{"type":"insecureAcceptAnything"}]}}}
                     """.write(toFile: "\(dir)/policy-\(key).json", atomically: true, encoding: .utf8)
             }
@@ -231,6 +231,8 @@ import Testing
         let stages = console.components(separatedBy: "● Wyrcan ")
         #expect(stages.count - 1 == 2, "two Wyrcan stages ran; console:\n\(console.suffix(4000))")
         #expect(stages.count > 1 && stages[1].contains("signed by key cosign-test"), "stage 1 checked stage 2:\n\(console.suffix(4000))")
+        // ... and told it to check its own image with the same key.
+        #expect(stages.count > 1 && stages[1].contains("wyr.verify=cosign-test"), "console:\n\(console.suffix(4000))")
         if signedOS {
             #expect(stages.count > 2 && stages[2].contains("signed by key cosign-test"), "console:\n\(console.suffix(4000))")
             #expect(BootSystemTests.marker(console) == "console=ttyS0", "console:\n\(console.suffix(4000))")

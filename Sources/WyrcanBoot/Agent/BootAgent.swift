@@ -40,7 +40,7 @@ struct BootAgent {
         }
         let policy: SignaturePolicy
         do throws(FileError) { policy = try SignaturePolicy.load() } catch {
-            fail("a key baked into this initramfs is unreadable: \(error.description)", rescue: args.rescue)
+            fail("a key baked into this initramfs cannot be used: \(error.description) (rebuild it with scripts/build-initramfs --trust-key)", rescue: args.rescue)
         }
         Self.clearStoredConfigIfAsked(args)
         if args.image == nil && args.server == nil { args = Self.withStoredConfig(args) }

@@ -19,7 +19,10 @@ extension BootAttempt {
         do throws(ConversionError) {
             let pulled = try puller.pull(.registry(image), workDirectory: work + "/pull")
             Console.detail("manifest \(pulled.image.manifestDigest)")
-            if let key = pulled.signedBy { Console.detail("signed by key \(key)") }
+            if let key = pulled.signedBy {
+                Console.detail("signed by key \(key)")
+                verifiedWith = puller.verifier?.keyNames ?? []
+            }
             let started = TransferProgress.now()
             let inMemory = plenty.withLock { $0 }
             var builder = InitrdBuilder(compression: inMemory ? .none : .zstd)
@@ -72,7 +75,7 @@ extension BootAttempt {
         let hooks = VolumeHooks(args: args)
         if hooks.isNeeded { try hooks.apply(toInitrd: artifacts.initrdPath, image: artifacts.imageEntries) }
         let next: String
-        do throws(CmdlineError) { next = try args.nextCmdline(imageCmdline: artifacts.cmdline) } catch {
+        do throws(CmdlineError) { next = try args.nextCmdline(imageCmdline: artifacts.cmdline, verifiedWith: verifiedWith) } catch {
             throw BootAgent.BootFailure(description: error.description, retryable: false)
         }
         if args.efi == .write { storeConfig() }

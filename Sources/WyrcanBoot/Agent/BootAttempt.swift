@@ -17,6 +17,8 @@ final class BootAttempt {
     let security: BootSecurity
     /// The keys baked into the initramfs, and whether every image must be signed.
     let signatures: SignaturePolicy
+    /// The keys the image's signature was checked with (passed on to a next Wyrcan stage).
+    var verifiedWith: [String] = []
 
     init(args: WyrcanArgs, security: BootSecurity, signatures: SignaturePolicy) {
         self.args = args

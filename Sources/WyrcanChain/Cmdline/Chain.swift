@@ -4,8 +4,11 @@ extension WyrcanArgs {
     /// (nesting-decoded, see `NestedArg`) inserted as cmdline text, in order. When that cmdline
     /// names an image again (the next stage is Wyrcan itself), `wyr.depth=N` is added so the
     /// chain's depth is known at every stage; a chain that would boot the same image with the same
-    /// arguments again, or that grows past `maximumChainDepth`, is refused.
-    public func nextCmdline(imageCmdline: String = "") throws(CmdlineError) -> String {
+    /// arguments again, or that grows past `maximumChainDepth`, is refused. `verifiedWith`: the keys
+    /// this stage checked the image's signature with; a next Wyrcan must check its own image with
+    /// them too (`wyr.verify`), so a signature requirement cannot end with a signed Wyrcan that
+    /// boots anything.
+    public func nextCmdline(imageCmdline: String = "", verifiedWith keys: [String] = []) throws(CmdlineError) -> String {
         var tokens: [KernelParameter] = []
         let imageTokens = KernelCmdline.tokenize(imageCmdline)
         if imageTokens.contains(where: \.unterminatedQuote) {
@@ -45,6 +48,7 @@ extension WyrcanArgs {
             }
             let insertAt = raw.firstIndex(of: "--") ?? raw.count
             raw.insert("wyr.depth=\(nextDepth)", at: insertAt)
+            if !keys.isEmpty { raw.insert("wyr.verify=\(keys.joined(separator: ","))", at: insertAt) }
         }
         let cmdline = raw.joined(separator: " ")
         guard cmdline.utf8.count <= KernelCmdline.maximumLength else {

@@ -250,7 +250,7 @@ public struct WyrcanArgs: Sendable, Equatable {
         case "verify":
             let v = try value("KEYNAME[,KEYNAME…]")
             for name in v.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
-                guard !name.isEmpty, name.unicodeScalars.allSatisfy({ ("0"..."9").contains($0) || ("a"..."z").contains($0) || ("A"..."Z").contains($0) || "._-".unicodeScalars.contains($0) }) else {
+                guard !name.isEmpty, name.unicodeScalars.allSatisfy({ $0.isASCIILetter || $0.isASCIIDigit || "._-".unicodeScalars.contains($0) }) else {
                     throw .invalidValue(parameter: key, value: v, reason: "key names are letters, digits, '.', '_' and '-', separated by commas (the names given to scripts/build-initramfs --trust-key)")
                 }
                 if !verifyKeys.contains(name) { verifyKeys.append(name) }

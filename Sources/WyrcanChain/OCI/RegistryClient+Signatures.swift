@@ -15,14 +15,14 @@ extension RegistryClient {
 
     public static func signatureTag(for digest: Digest) -> String { "\(digest.algorithm.rawValue)-\(digest.hex).sig" }
 
-    /// The signatures attached to `digest` (none when the tag does not exist). The signature
-    /// manifest and each payload are digest-checked like any pull; payloads pass through
-    /// `workDirectory`.
-    public func signatures(of digest: Digest, workDirectory: String) throws(RegistryError) -> [ImageSignature] {
+    /// The signatures attached to `digest`: nil when the tag does not exist, empty when it holds no
+    /// simple-signing layer. The signature manifest and each payload are digest-checked like any
+    /// pull; payloads pass through `workDirectory`.
+    public func signatures(of digest: Digest, workDirectory: String) throws(RegistryError) -> [ImageSignature]? {
         let tag = Self.signatureTag(for: digest)
         let body: [UInt8]
         do throws(RegistryError) { body = try fetchManifest(tag, expected: nil).body } catch {
-            if case .notFound = error { return [] }
+            if case .notFound = error { return nil }
             throw error
         }
         let manifest: Manifest

@@ -20,7 +20,10 @@ public final class SignatureKey: @unchecked Sendable {
             defer { BIO_free(bio) }
             return PEM_read_bio_PUBKEY(bio, nil, nil, nil)
         }
-        guard let loaded else { throw .last("PEM_read_bio_PUBKEY (not a PEM public key)") }
+        guard let loaded else {
+            ERR_clear_error()
+            throw CryptoError(operation: "reading the key", detail: "not a PEM public key")
+        }
         guard let kind = Self.kind(of: loaded) else {
             EVP_PKEY_free(loaded)
             throw CryptoError(operation: "reading the key", detail: "unsupported key type (use ECDSA P-256/P-384, Ed25519 or RSA of 2048 bits or more)")
@@ -36,9 +39,12 @@ public final class SignatureKey: @unchecked Sendable {
         case EVP_PKEY_ED25519: return .ed25519
         case EVP_PKEY_RSA: return EVP_PKEY_get_bits(key) >= 2048 ? .rsa : nil
         case EVP_PKEY_EC:
-            switch EVP_PKEY_get_bits(key) {
-            case 256: return .ecdsaP256
-            case 384: return .ecdsaP384
+            // By the curve's name: other 256-bit curves (secp256k1, brainpool) are not sigstore's.
+            var name = [CChar](repeating: 0, count: 64)
+            guard EVP_PKEY_get_group_name(key, &name, name.count, nil) == 1 else { return nil }
+            switch String(cString: name) {
+            case "prime256v1", "P-256": return .ecdsaP256
+            case "secp384r1", "P-384": return .ecdsaP384
             default: return nil
             }
         default: return nil
@@ -49,6 +55,8 @@ public final class SignatureKey: @unchecked Sendable {
     public func verifies(_ signature: [UInt8], over message: [UInt8]) -> Bool {
         guard let context = EVP_MD_CTX_new() else { return false }
         defer { EVP_MD_CTX_free(context) }
+        // (A failed check leaves errors on the thread's queue: not ours to keep.)
+        defer { ERR_clear_error() }
         let digest = kind == .ed25519 ? nil : EVP_sha256()
         guard EVP_DigestVerifyInit(context, nil, digest, nil, key) == 1 else { return false }
         let status = signature.withUnsafeBufferPointer { sig in
@@ -56,8 +64,6 @@ public final class SignatureKey: @unchecked Sendable {
                 EVP_DigestVerify(context, sig.baseAddress, sig.count, msg.baseAddress, msg.count)
             }
         }
-        // (A failed check leaves an error on the thread's queue: not ours to keep.)
-        ERR_clear_error()
         return status == 1
     }
 }

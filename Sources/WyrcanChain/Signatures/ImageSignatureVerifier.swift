@@ -42,15 +42,16 @@ public struct ImageSignature: Sendable {
 
 /// Checks that an image is signed by one of `keys`, the way cosign and containers/image do it
 /// for keys given by file: a signature over the payload by the key, a payload of the simple-signing
-/// type naming exactly the image's manifest digest and (`matchRepository`, containers/image's
-/// default for sigstore) a reference in the image's repository. No transparency log is consulted.
+/// type naming exactly the image's manifest digest, and a reference that matches the image's as
+/// containers/image's default identity rule does (`matchRepoDigestOrExact`): the same repository
+/// and, when both name a tag, the same tag — so an image signed as `:debug` cannot be served as
+/// `:prod`. (A digest reference pins the image: its repository is enough.) No transparency log is
+/// consulted.
 public struct ImageSignatureVerifier: Sendable {
     public var keys: [TrustedKey]
-    public var matchRepository = true
 
-    public init(keys: [TrustedKey], matchRepository: Bool = true) {
+    public init(keys: [TrustedKey]) {
         self.keys = keys
-        self.matchRepository = matchRepository
     }
 
     public var keyNames: [String] { keys.map(\.name) }
@@ -78,13 +79,21 @@ public struct ImageSignatureVerifier: Sendable {
         case .failure(let problem): return .failure(.payload(problem))
         }
         guard payload.manifestDigest == digest else { return .failure(.otherDigest(payload.manifestDigest)) }
-        if matchRepository {
-            let named = try? Reference(parsing: payload.dockerReference)
-            guard let named, named.registry == reference.registry, named.repository == reference.repository else {
-                return .failure(.otherRepository(payload.dockerReference))
-            }
-        }
+        guard Self.identityMatches(payload.dockerReference, reference) else { return .failure(.otherReference(payload.dockerReference)) }
         return .success(key)
+    }
+
+    /// `matchRepoDigestOrExact`: the repository, and the tag when the image is asked for by tag
+    /// and the signer named one (cosign names none).
+    static func identityMatches(_ signed: String, _ reference: Reference) -> Bool {
+        // (Reference parsing adds :latest to a bare name: look at the text for the signer's tag.)
+        guard let named = try? Reference(parsing: signed), named.registry == reference.registry, named.repository == reference.repository else {
+            return false
+        }
+        let lastPart = signed.split(separator: "/").last ?? ""
+        let signerNamedTag = lastPart.contains(":") || signed.contains("@")
+        guard reference.digest == nil, signerNamedTag, named.digest == nil else { return true }
+        return named.tag == reference.tag
     }
 
     /// Fetches the signatures of the image `client` resolved (its index's digest first, then its
@@ -94,11 +103,15 @@ public struct ImageSignatureVerifier: Sendable {
         let digests = image.topDigest == image.manifestDigest ? [image.topDigest] : [image.topDigest, image.manifestDigest]
         var rejection: SignatureError? = nil
         for digest in digests {
-            let signatures: [ImageSignature]
-            do throws(RegistryError) { signatures = try client.signatures(of: digest, workDirectory: workDirectory) } catch {
+            let found: [ImageSignature]?
+            do throws(RegistryError) { found = try client.signatures(of: digest, workDirectory: workDirectory) } catch {
                 throw .registry(image: reference.description, error)
             }
-            if signatures.isEmpty { continue }
+            guard let signatures = found else { continue }
+            if signatures.isEmpty {
+                rejection = rejection ?? .rejected(image: "\(reference.registry)/\(reference.repository)@\(digest)", keys: keyNames, findings: [.noSimpleSigningLayer])
+                continue
+            }
             do throws(SignatureError) { return (try check(signatures, digest: digest, reference: reference), digest) } catch {
                 rejection = rejection ?? error
             }

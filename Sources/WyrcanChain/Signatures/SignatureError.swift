@@ -19,7 +19,9 @@ public enum SignatureError: Error, CustomStringConvertible, Sendable {
     public enum Finding: Error, Sendable, Equatable, CustomStringConvertible {
         case noTrustedKey
         case otherDigest(Digest)
-        case otherRepository(String)
+        case otherReference(String)
+        /// The signature tag exists but holds no simple-signing layer (another format).
+        case noSimpleSigningLayer
         case payload(PayloadProblem)
         case badEncoding
 
@@ -27,7 +29,8 @@ public enum SignatureError: Error, CustomStringConvertible, Sendable {
             switch self {
             case .noTrustedKey: return "signed by none of the keys"
             case .otherDigest(let d): return "a valid signature for another image (\(d))"
-            case .otherRepository(let r): return "a valid signature for another repository (\(Message.quoted(r, limit: 200)))"
+            case .otherReference(let r): return "a valid signature for another repository or tag (\(Message.quoted(r, limit: 200)))"
+            case .noSimpleSigningLayer: return "the signature tag holds no simple-signing payload (cosign 3's bundles are not read: sign with cosign 2, or cosign 3 with --new-bundle-format=false --use-signing-config=false)"
             case .payload(let p): return p.description
             case .badEncoding: return "signature annotation is not base64"
             }
