@@ -63,38 +63,20 @@ import Testing
 
         /// A FAT disk with `efi` as EFI/BOOT/BOOTX64.EFI.
         static func esp(_ efi: String) throws -> String {
-            let image = efi + ".img"
-            let r = try Sys.sh("""
-                set -e
-                rm -f '\(image)'
-                mkfs.vfat -C -n ESP '\(image)' 65536 >/dev/null
-                mmd -i '\(image)' ::/EFI ::/EFI/BOOT
-                mcopy -i '\(image)' '\(efi)' ::/EFI/BOOT/BOOTX64.EFI
-                """)
-            guard r.status == 0 else { throw SysError("ESP image: \(r.stderr)") }
-            return image
+            try Sys.fatDisk(efi + ".img", label: "ESP", files: [(efi, "EFI/BOOT/BOOTX64.EFI")])
         }
 
         /// A FAT disk whose loader is systemd-boot, signed with the db key, with one entry: the
         /// UKI as EFI/wyrcan.efi, started with `outsideCmdline` as its options.
         static func loaderESP(in dir: String, uki: String, key: String) throws -> String {
-            let image = dir + "/loader-esp.img"
-            let r = try Sys.sh("""
-                set -e
-                cd '\(dir)'
-                sbsign --key '\(key)' --cert '\(SecureBootSystemTests.dbCert)' --output sd-boot.efi /usr/lib/systemd/boot/efi/systemd-bootx64.efi 2>/dev/null
-                printf 'timeout 0\\ndefault wyrcan.conf\\n' > loader.conf
-                printf 'title Wyrcan\\nefi /EFI/wyrcan.efi\\noptions \(outsideCmdline)\\n' > wyrcan.conf
-                rm -f '\(image)'
-                mkfs.vfat -C -n ESP '\(image)' 65536 >/dev/null
-                mmd -i '\(image)' ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries
-                mcopy -i '\(image)' sd-boot.efi ::/EFI/BOOT/BOOTX64.EFI
-                mcopy -i '\(image)' '\(uki)' ::/EFI/wyrcan.efi
-                mcopy -i '\(image)' loader.conf ::/loader/loader.conf
-                mcopy -i '\(image)' wyrcan.conf ::/loader/entries/wyrcan.conf
-                """)
-            guard r.status == 0 else { throw SysError("loader ESP: \(r.stderr)") }
-            return image
+            try Sys.succeeded(try Sys.run("/usr/bin/sbsign", ["--key", key, "--cert", SecureBootSystemTests.dbCert, "--output", dir + "/sd-boot.efi",
+                                                              "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"]), "sbsign systemd-boot")
+            try "timeout 0\ndefault wyrcan.conf\n".write(toFile: dir + "/loader.conf", atomically: true, encoding: .utf8)
+            try "title Wyrcan\nefi /EFI/wyrcan.efi\noptions \(outsideCmdline)\n".write(toFile: dir + "/wyrcan.conf", atomically: true, encoding: .utf8)
+            return try Sys.fatDisk(dir + "/loader-esp.img", label: "ESP", files: [
+                (dir + "/sd-boot.efi", "EFI/BOOT/BOOTX64.EFI"), (uki, "EFI/wyrcan.efi"),
+                (dir + "/loader.conf", "loader/loader.conf"), (dir + "/wyrcan.conf", "loader/entries/wyrcan.conf"),
+            ])
         }
 
         /// A fresh copy of a variable store with no boot entries (the disk's loader runs): the

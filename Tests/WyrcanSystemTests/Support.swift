@@ -38,6 +38,23 @@ enum Sys {
     @discardableResult
     static func sh(_ command: String) throws -> Output { try run("/bin/sh", ["-c", command]) }
 
+    /// A FAT disk image (no partition table, as firmware reads a removable disk) at `image`
+    /// holding `files` (source file → path on the disk, e.g. `EFI/BOOT/BOOTX64.EFI`).
+    static func fatDisk(_ image: String, label: String, kilobytes: Int = 65536, files: [(source: String, path: String)]) throws -> String {
+        var directories: [String] = []
+        for file in files {
+            var parts = file.path.split(separator: "/").dropLast().map(String.init)
+            var chain: [String] = []
+            while !parts.isEmpty { chain.append(parts.joined(separator: "/")); parts.removeLast() }
+            for d in chain.reversed() where !directories.contains(d) { directories.append(d) }
+        }
+        var script = "set -e\nrm -f '\(image)'\nmkfs.vfat -C -n \(label) '\(image)' \(kilobytes) >/dev/null\n"
+        if !directories.isEmpty { script += "mmd -i '\(image)' " + directories.map { "::/\($0)" }.joined(separator: " ") + "\n" }
+        for file in files { script += "mcopy -i '\(image)' '\(file.source)' ::/\(file.path)\n" }
+        try succeeded(try sh(script), "FAT disk \(image)")
+        return image
+    }
+
     /// Throws, with its output, when a setup command (`what`) failed.
     static func succeeded(_ r: Output, _ what: String) throws {
         guard r.status == 0 else { throw SysError("\(what): \(r.stderr)\(r.stdout)") }

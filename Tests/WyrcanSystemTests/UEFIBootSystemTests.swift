@@ -162,20 +162,13 @@ import Testing
     /// A FAT disk whose removable-media loader (EFI/BOOT/BOOTX64.EFI, a standalone GRUB) prints
     /// WYRCAN-DISK-MARKER and powers off.
     static func markerDisk(in dir: String) throws -> String {
-        let disk = dir + "/marker-disk.img"
-        let script = """
+        try Sys.succeeded(try Sys.sh("""
             set -e
             cd '\(dir)'
             printf 'echo WYRCAN-DISK-MARKER\\nhalt\\n' > marker.cfg
             grub-mkstandalone -O x86_64-efi -o marker.efi --modules='echo halt' 'boot/grub/grub.cfg=marker.cfg'
-            rm -f '\(disk)'
-            mkfs.vfat -C -n MARKER '\(disk)' 32768 >/dev/null
-            mmd -i '\(disk)' ::/EFI ::/EFI/BOOT
-            mcopy -i '\(disk)' marker.efi ::/EFI/BOOT/BOOTX64.EFI
-            """
-        let r = try Sys.sh(script)
-        guard r.status == 0 else { throw SysError("marker disk: \(r.stderr)") }
-        return disk
+            """), "grub-mkstandalone")
+        return try Sys.fatDisk(dir + "/marker-disk.img", label: "MARKER", kilobytes: 32768, files: [(dir + "/marker.efi", "EFI/BOOT/BOOTX64.EFI")])
     }
 
     /// Wyrcan refuses a config server whose key is not the pinned one: one line naming the

@@ -99,11 +99,8 @@ public enum PublicKeyPin {
     }
 
     static func subjectPublicKeyInfo(certificatePEM: String) throws(CryptoError) -> [UInt8] {
-        // BIO_new_mem_buf reads the bytes in place: the whole read happens while they are pinned.
-        let bytes = Array(certificatePEM.utf8)
-        let result: Result<[UInt8], CryptoError> = bytes.withUnsafeBytes { buffer in
-            guard let bio = BIO_new_mem_buf(buffer.baseAddress, Int32(buffer.count)) else { return .failure(.last("BIO_new_mem_buf")) }
-            defer { BIO_free(bio) }
+        let result: Result<[UInt8], CryptoError> = withMemoryBIO(certificatePEM) { bio in
+            guard let bio else { return .failure(.last("BIO_new_mem_buf")) }
             guard let certificate = PEM_read_bio_X509(bio, nil, nil, nil) else { return .failure(.last("PEM_read_bio_X509")) }
             defer { X509_free(certificate) }
             guard let key = X509_get0_pubkey(certificate) else { return .failure(.last("X509_get0_pubkey")) }
@@ -117,5 +114,16 @@ public enum PublicKeyPin {
             return .success(der)
         }
         return try result.get()
+    }
+}
+
+/// `body` with a read-only memory BIO over `text` (nil when OpenSSL could not make one).
+/// BIO_new_mem_buf reads the bytes in place: the whole read happens while they are pinned.
+func withMemoryBIO<T>(_ text: String, _ body: (OpaquePointer?) -> T) -> T {
+    let bytes = Array(text.utf8)
+    return bytes.withUnsafeBytes { buffer in
+        let bio = BIO_new_mem_buf(buffer.baseAddress, Int32(buffer.count))
+        defer { if let bio { BIO_free(bio) } }
+        return body(bio)
     }
 }

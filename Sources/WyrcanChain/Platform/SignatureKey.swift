@@ -14,12 +14,7 @@ public final class SignatureKey: @unchecked Sendable {
 
     /// Reads the first public key of a PEM text.
     public init(pem: String) throws(CryptoError) {
-        let bytes = Array(pem.utf8)
-        let loaded: OpaquePointer? = bytes.withUnsafeBytes { buffer in
-            guard let bio = BIO_new_mem_buf(buffer.baseAddress, Int32(buffer.count)) else { return nil }
-            defer { BIO_free(bio) }
-            return PEM_read_bio_PUBKEY(bio, nil, nil, nil)
-        }
+        let loaded: OpaquePointer? = withMemoryBIO(pem) { bio in bio.flatMap { PEM_read_bio_PUBKEY($0, nil, nil, nil) } }
         guard let loaded else {
             ERR_clear_error()
             throw CryptoError(operation: "reading the key", detail: "not a PEM public key")
