@@ -81,7 +81,8 @@ import WyrcanHTTP
             unknown: \(unknown)
             """, file: "fleet.yaml")
         return BootServer(store: InventoryStore(fixed: inventory, logger: .init(label: "t")), state: FleetState(),
-                          assets: AssetHandler(root: "/nonexistent"), publicURL: nil, logger: Logger(label: "t") { _ in log })
+                          assets: AssetHandler(root: "/nonexistent"), pinner: ImagePinner(options: RegistryOptions(), workDirectory: "/nonexistent", logger: Logger(label: "t") { _ in log }),
+                          publicURL: nil, logger: Logger(label: "t") { _ in log })
     }
 
     func report(_ server: BootServer, _ mac: String, _ body: String) -> Int {

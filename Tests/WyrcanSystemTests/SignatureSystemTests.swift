@@ -12,7 +12,7 @@ import Testing
         let skopeo: String
         var repository: String { "\(registry.host)/demo/signed" }
         /// Manifest digests of the images: signed by k1; unsigned; carrying a copy of the signed
-        /// one's signature; signed by k1, then the payload edited.
+        /// one's signature; signed by k1, then the payload edited; signed by k1 as `:prod`.
         var digests: [String: String] = [:]
 
         init() throws {
@@ -35,11 +35,13 @@ import Testing
                                    "oci":{"":[{"type":"insecureAcceptAnything"}]}}}
                     """.write(toFile: "\(dir)/policy-\(key).json", atomically: true, encoding: .utf8)
             }
-            for (tag, seed, signed) in [("signed", 11, true), ("unsigned", 12, false), ("copied", 13, false), ("edited", 14, true)] {
+            // ("release" is signed as :prod, the tag wyrcan-serve's test moves.)
+            for (tag, seed, signed) in [("signed", 11, true), ("unsigned", 12, false), ("copied", 13, false), ("edited", 14, true), ("release", 15, true)] {
                 let layout = "\(dir)/\(tag)"
                 _ = try Sys.buildImage(ConvertSystemTests.small.replacingOccurrences(of: "\"seed\": 3", with: "\"seed\": \(seed)"), layout: layout)
                 var args = ["--policy", dir + "/policy-any.json", "--registries.d", dir + "/registries.d", "copy", "--quiet", "--dest-tls-verify=false"]
                 if signed { args += ["--sign-by-sigstore-private-key", dir + "/k1.private", "--sign-passphrase-file", dir + "/pass"] }
+                if tag == "release" { args += ["--sign-identity", "\(repository):prod"] }
                 try Sys.succeeded(try Sys.run(skopeo, args + ["oci:\(layout):small", "docker://\(repository):\(tag)"]), "skopeo copy \(tag)")
                 let head = try Sys.sh("curl -sfI -H 'Accept: application/vnd.oci.image.manifest.v1+json' http://\(registry.host)/v2/demo/signed/manifests/\(tag)").stdout
                 let line = head.split(whereSeparator: \.isNewline).first { $0.lowercased().hasPrefix("docker-content-digest:") }
@@ -51,6 +53,16 @@ import Testing
         }
 
         func signatureTag(_ tag: String) -> String { "sha256-\(digests[tag]!.dropFirst(7)).sig" }
+
+        /// Points `tag` at the manifest `source` names (the registry's API, as a push would).
+        func retag(_ source: String, as tag: String) throws {
+            let api = "http://\(registry.host)/v2/demo/signed"
+            try Sys.succeeded(try Sys.sh("""
+                set -e
+                curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' \(api)/manifests/\(source) > '\(dir)/retag.json'
+                curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @'\(dir)/retag.json' \(api)/manifests/\(tag)
+                """), "retagging \(source) as \(tag)")
+        }
 
         /// The signed image's signature manifest, as is, under the "copied" image's signature tag.
         func attachCopiedSignature() throws {
@@ -148,6 +160,68 @@ import Testing
         #expect(layout.status == 1 && layout.stderr.contains("signatures are checked for registry images only"), "\(layout.stderr)")
         let notAKey = try Sys.wyrcan(["verify", "\(rig.repository):signed", "--key", rig.dir + "/pass", "--insecure-registry", rig.registry.host])
         #expect(notAKey.status != 0 && notAKey.stderr.contains("--key \(rig.dir)/pass:"), "\(notAKey.stderr)")
+    }
+}
+
+extension SignatureSystemTests {
+    /// wyrcan-serve with `verify:` and `pin: true`: machines get the signed image by digest; a
+    /// tag that moves to an unsigned image (or one carrying another image's signature) keeps
+    /// its last good digest, reported in the log, /v1/hosts and /metrics; a host whose image
+    /// never passed gets 503; the tag moving back to the signed image clears the report.
+    @Test func wyrcanServeHandsOutOnlyVerifiedDigests() throws {
+        let rig = try Self.rig()
+        try rig.retag("release", as: "prod")
+        let repo = rig.repository
+        let server = try ServeSystemTests.Server(name: "pins", inventory: """
+            releases:
+              stable: {kernel: wyrcan/1/wyrcan.kernel, initrd: wyrcan/1/wyrcan.initrd}
+            defaults: {release: stable, image: "\(repo):prod", insecure: ["\(rig.registry.host)"]}
+            groups:
+              signed: {verify: ["\(rig.dir)/k1.pub"]}
+            hosts:
+              "52:54:00:00:00:01": {group: signed}
+              "52:54:00:00:00:02": {group: signed, image: "\(repo):unsigned"}
+              "52:54:00:00:00:03": {image: "\(repo):unsigned", pin: true}
+            unknown: deny
+
+            """, extra: ["--resolve-interval", "0"])
+        try Sys.waitFor("the first pin") { server.process.output.contains("images pinned (start)") }
+        // (The host's iPXE script: what a machine fetches, so /v1/hosts records what it was given.)
+        func script(_ mac: String) throws -> String { try Sys.sh("curl -s -w '\\n%{http_code}' 'http://127.0.0.1:\(server.port)/ipxe?mac=\(mac)'").stdout }
+        // (The image tagged :signed is signed as :signed, so it could not be served as :prod.)
+        let signed = "\(repo)@\(rig.digests["release"]!)"
+        func gives(_ text: String, _ image: String) -> Bool { text.contains("wyr.img=\(image) ") || text.contains("wyr.img=\(image)\n") }
+        let first = try script("52:54:00:00:00:01")
+        #expect(gives(first, signed), "\(first)\n\(server.process.output)")
+        let refused = try script("52:54:00:00:00:02")
+        #expect(refused.hasPrefix("\(repo):unsigned is not served: ") && refused.contains("no signature") && refused.hasSuffix("\n503"), "\(refused)")
+        // pin: true without verify: the tag's digest, unsigned or not.
+        let pinnedOnly = try script("52:54:00:00:00:03")
+        #expect(gives(pinnedOnly, "\(repo)@\(rig.digests["unsigned"]!)"), "\(pinnedOnly)")
+
+        for (moved, found) in [("unsigned", "no signature"), ("copied", "a valid signature for another image")] {
+            try rig.retag(moved, as: "prod")
+            let reloads = server.process.output.components(separatedBy: "images pinned (reload)").count
+            kill(server.process.process.processIdentifier, SIGHUP)
+            try Sys.waitFor("the reload's pins") { server.process.output.components(separatedBy: "images pinned (reload)").count > reloads }
+            #expect(gives(try script("52:54:00:00:00:01"), signed), "after moving prod to \(moved)")
+            let hosts = try JSONSerialization.jsonObject(with: Data(try Sys.sh("curl -s http://127.0.0.1:\(server.port)/v1/hosts").stdout.utf8)) as? [String: Any]
+            let first = (hosts?["hosts"] as? [[String: Any]])?.first { $0["mac"] as? String == "52:54:00:00:00:01" }
+            let pin = (first?["pins"] as? [[String: Any]])?.first
+            #expect(pin?["state"] as? String == "held" && pin?["digest"] as? String == rig.digests["release"] && (pin?["problem"] as? String)?.contains(found) == true, "\(String(describing: first))")
+            #expect((first?["given"] as? [String]) == [signed], "\(String(describing: first))")
+            #expect(server.process.output.contains("\(repo):prod (linux/amd64): not served: "), "\(server.process.output)")
+        }
+        let metrics = try Sys.sh("curl -s http://127.0.0.1:\(server.port)/metrics").stdout
+        #expect(metrics.contains("wyrcan_image_pins{state=\"held\"} 1\n") && metrics.contains("wyrcan_image_pin_failures_total{image=\"\(repo):prod\"} 2\n"), "\(metrics)")
+
+        try rig.retag("release", as: "prod")
+        kill(server.process.process.processIdentifier, SIGHUP)
+        try Sys.waitFor("the tag back on the signed image") { (try? Sys.sh("curl -s http://127.0.0.1:\(server.port)/metrics").stdout.contains("wyrcan_image_pins{state=\"held\"} 0\n")) == true }
+        server.process.stop()
+
+        let check = try Sys.run(Sys.binary("wyrcan-serve"), ["check", server.dir + "/fleet.yaml"])
+        #expect(check.status == 0 && check.stdout.contains("image pins: 2 host(s) verify signatures (keys: k1), 1 host(s) pin by digest only"), "\(check.stdout)\(check.stderr)")
     }
 }
 

@@ -20,11 +20,15 @@ public struct TrustedKey: Sendable {
     /// The key in a PEM file, named after the file (without `.pub`/`.pem`).
     public static func load(file: String) throws(FileError) -> TrustedKey {
         let text = String(decoding: try FileSystem.readFile(file), as: UTF8.self)
-        let base = String(file.split(separator: "/").last ?? Substring(file))
-        let name = [".pub", ".pem"].first(where: base.hasSuffix).map { String(base.dropLast($0.count)) } ?? base
-        do throws(CryptoError) { return TrustedKey(name: name, key: try SignatureKey(pem: text)) } catch {
+        do throws(CryptoError) { return TrustedKey(name: name(ofFile: file), key: try SignatureKey(pem: text)) } catch {
             throw FileError(operation: "read the public key", path: file, code: EINVAL, reason: error.detail)
         }
+    }
+
+    /// A key file's name without its directory and `.pub`/`.pem`.
+    public static func name(ofFile path: String) -> String {
+        let base = String(path.split(separator: "/").last ?? Substring(path))
+        return [".pub", ".pem"].first(where: base.hasSuffix).map { String(base.dropLast($0.count)) } ?? base
     }
 }
 

@@ -40,6 +40,14 @@ public struct Inventory: Sendable {
         public var mode: Mode?
         /// Parameters for the Wyrcan kernel itself (console=ttyS0, …).
         public var kernelArgs: [String] = []
+        /// Public key files (paths as loaded): the server hands out an image only once one of
+        /// them signed it, pinned by digest. A list replaces the inherited one.
+        public var verify: [String]?
+        /// Hand out images by digest (`REF@sha256:…`), resolved by the server; `verify` implies it.
+        public var pin: Bool?
+
+        /// Whether the server resolves this profile's images to digests before handing them out.
+        public var pinsImages: Bool { verify != nil || pin == true }
 
         public init(mode: Mode? = nil) { self.mode = mode }
     }
@@ -72,6 +80,15 @@ public struct Inventory: Sendable {
     public var groups: [String: Profile]
     public var hosts: [MACAddress: Host]
     public var unknown: UnknownPolicy
+    /// The keys `verify:` lists, by path, read when the file was loaded.
+    public var verifyKeys: [String: VerifyKey] = [:]
+
+    /// A public key an inventory's `verify:` names, and a fingerprint of its file (so that a
+    /// replaced key file means new checks, not old results).
+    public struct VerifyKey: Sendable {
+        public var key: TrustedKey
+        public var fingerprint: String
+    }
 
     /// Whether a host with these settings holds secrets (S3 keys, `secret: true` arguments).
     /// The release `profile` boots: its own, or the only one defined.
@@ -109,6 +126,8 @@ extension Inventory.Profile {
         if let v = upper.rescue { p.rescue = v }
         if let v = upper.mode { p.mode = v }
         p.kernelArgs += upper.kernelArgs
+        if let v = upper.verify { p.verify = v }
+        if let v = upper.pin { p.pin = v }
         return p
     }
 }

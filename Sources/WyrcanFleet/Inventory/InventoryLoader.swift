@@ -7,6 +7,8 @@ import Yams
 public struct InventoryLoader {
     let file: String
     private var errors: [InventoryError] = []
+    /// The key files `verify:` names, read once each.
+    private var keys: [String: Inventory.VerifyKey] = [:]
 
     init(file: String) { self.file = file }
 
@@ -95,6 +97,7 @@ public struct InventoryLoader {
                 fail(key, key.string ?? "?", "unknown key (expected releases, defaults, groups, hosts, unknown)")
             }
         }
+        inventory.verifyKeys = keys
         for host in inventory.hosts.values {
             if let g = host.group, inventory.groups[g] == nil {
                 errors.append(InventoryError(file: file, line: host.line, field: "hosts.\(host.mac).group", reason: "no group named \(Message.quoted(g))"))
@@ -209,12 +212,53 @@ public struct InventoryLoader {
                 guard let s = value.string, let mode = Inventory.Mode(rawValue: s) else { fail(value, f, "must be boot or exit"); continue }
                 p.mode = mode
             case "net": p.net = net(value, field: f)
+            case "verify": p.verify = verifyKeys(value, field: f)
+            case "pin":
+                guard let b = value.bool else { fail(value, f, "must be true or false"); continue }
+                p.pin = b
             default:
-                let keys = "release, image, args, kernel_args, net, volumes, s3, insecure, platform, rescue, mode" + (allowGroup ? ", group" : "")
+                let keys = "release, image, args, kernel_args, net, volumes, s3, insecure, platform, rescue, mode, verify, pin" + (allowGroup ? ", group" : "")
                 fail(key, f, "unknown key (expected \(keys))")
             }
         }
         return (p, group)
+    }
+
+    /// The largest key file read: a PEM public key is well under this.
+    static let maximumKeyFileBytes = 64 << 10
+
+    /// `verify:` key files (relative to the inventory's directory), each read and checked now,
+    /// so that `check` and a reload refuse a missing or unusable key.
+    private mutating func verifyKeys(_ node: Node, field: String) -> [String] {
+        let items: [Node]
+        if case .sequence(let seq) = node { items = Array(seq) } else { items = [node] }
+        guard !items.isEmpty else { fail(node, field, "give one or more public key files (PEM)"); return [] }
+        var paths: [String] = []
+        for (i, item) in items.enumerated() {
+            let f = items.count > 1 || node.sequence != nil ? "\(field)[\(i)]" : field
+            guard case .scalar = item, let written = item.string, !written.isEmpty else { fail(item, f, "must be the path of a public key file (PEM)"); continue }
+            let path = written.hasPrefix("/") ? written : Self.directory(of: file) + written
+            paths.append(path)
+            guard keys[path] == nil else { continue }
+            do throws(FileError) {
+                let bytes = try FileSystem.readRegularFile(path, maximumBytes: Self.maximumKeyFileBytes)
+                do throws(CryptoError) {
+                    let key = TrustedKey(name: TrustedKey.name(ofFile: path), key: try SignatureKey(pem: String(decoding: bytes, as: UTF8.self)))
+                    keys[path] = Inventory.VerifyKey(key: key, fingerprint: try Digester.hash(.sha256, bytes).hexString)
+                } catch {
+                    fail(item, f, "\(Message.quoted(path)): \(error.detail)")
+                }
+            } catch {
+                fail(item, f, "\(Message.quoted(path)): cannot read: \(error.cause)")
+            }
+        }
+        return paths
+    }
+
+    /// `dir/` of a path, or "" for a bare file name (relative to the working directory).
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "" }
+        return String(path[...slash])
     }
 
     private mutating func net(_ node: Node, field: String) -> [NetworkConfig.File] {
@@ -254,6 +298,9 @@ public struct InventoryLoader {
     private mutating func renderAll(_ inventory: Inventory) {
         for host in inventory.hosts.values.sorted(by: { $0.line < $1.line }) {
             guard let (profile, group) = inventory.profile(for: host.mac) else { continue }
+            if profile.verify != nil && profile.pin == false {
+                errors.append(InventoryError(file: file, line: host.line, field: "hosts.\(host.mac).pin", reason: "verify: hands out the verified digest only: pin: false cannot go with it"))
+            }
             do throws(RenderError) {
                 try HostBootConfig(mac: host.mac, group: group, profile: profile, inventory: inventory).validate()
             } catch {

@@ -36,6 +36,8 @@ public struct HostBootConfig: Sendable {
     public let holdsSecrets: Bool
     /// The cmdline without `wyr.report` (added per request, since it names the server's URL).
     private let stages: [ChainStage]
+    /// The images the host boots, in chain order (by digest where the server pins them).
+    public var images: [String] { stages.map(\.image) }
     private let final: [String]
     /// What every stage needs to reach the network and the servers: Wyrcan's kernel arguments,
     /// network files, plain-HTTP registries, platform, rescue.

@@ -20,9 +20,19 @@ struct Check: ParsableCommand {
                 let names = secretive.prefix(5).map(\.description).joined(separator: ", ") + (secretive.count > 5 ? ", …" : "")
                 print("\(file): \(secretive.count) host(s)\(defaultsSecret ? " and unknown MACs" : "") hold secrets (s3, secret: arguments)\(names.isEmpty ? "" : ": \(names)"); they get them from /v1/config over TLS only: serve with --https (and a certificate machines trust, or let them pin its key)")
             }
+            if let pins = Self.pinSummary(inventory) { print("\(file): \(pins)") }
         } catch {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode(1)
         }
+    }
+
+    /// How many hosts get images by digest, and with which keys (every key file was read).
+    static func pinSummary(_ inventory: Inventory) -> String? {
+        let profiles = inventory.hosts.keys.compactMap { inventory.profile(for: $0)?.0 }.filter(\.pinsImages)
+        guard !profiles.isEmpty else { return nil }
+        let verifying = profiles.filter { $0.verify != nil }
+        let keys = Set(verifying.flatMap { $0.verify ?? [] }).compactMap { inventory.verifyKeys[$0]?.key.name }.sorted()
+        return "image pins: \(verifying.count) host(s) verify signatures (keys: \(keys.joined(separator: ", "))), \(profiles.count - verifying.count) host(s) pin by digest only; wyrcan-serve resolves them at start, on reload and every --resolve-interval"
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import WyrcanChain
 import WyrcanFleet
 import WyrcanHTTP
@@ -44,7 +45,7 @@ struct Render: ParsableCommand {
             throw ExitCode(1)
         }
         var server = BootServer(store: InventoryStore(fixed: inventory, logger: .init(label: "render")), state: FleetState(), assets: AssetHandler(root: "/nonexistent"),
-                                publicURL: publicURL, logger: .init(label: "render"))
+                                pinner: try pinner(inventory), publicURL: publicURL, logger: .init(label: "render"))
         server.tls = TLSListener(port: 0, pin: try pin(), publicURL: serverURL)
         let path = ["ipxe": "/ipxe", "cmdline": "/cmdline", "json": "/v1/boot/\(mac)", "config": "/v1/config/\(mac)"][format]!
         let request = HTTPServerRequest(method: "GET", path: path, query: [("mac", mac)], headers: [:], body: [], isTLS: format == "config")
@@ -56,6 +57,22 @@ struct Render: ParsableCommand {
             throw ExitCode(1)
         }
         print(text, terminator: text.hasSuffix("\n") ? "" : "\n")
+    }
+
+    /// For a host with `pin:`/`verify:`, the images resolved and checked as the server does.
+    func pinner(_ inventory: Inventory) throws -> ImagePinner {
+        // (Its log lines go to stderr: stdout is the answer.)
+        let logger = Logger(label: "render", factory: { StreamLogHandler.standardError(label: $0) })
+        var options = RegistryOptions()
+        options.retry = .once
+        let work: String
+        do throws(FileError) { work = try FileSystem.temporaryDirectory(prefix: "wyrcan-render") } catch { throw ValidationError(error.description) }
+        let pinner = ImagePinner(options: options, workDirectory: work, logger: logger)
+        if let m = MACAddress(mac), let (profile, _) = inventory.profile(for: m), profile.pinsImages {
+            pinner.refresh(inventory, reason: "render")
+        }
+        FileSystem.removeTree(work)
+        return pinner
     }
 
     /// The pin of --cert's key, or a placeholder of the right shape.

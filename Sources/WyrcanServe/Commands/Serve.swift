@@ -32,6 +32,13 @@ struct Serve: ParsableCommand {
             The inventory is reloaded on SIGHUP and when the file changes; a file with errors is
             refused (the previous one keeps serving) and the errors are logged.
 
+            PINNED AND SIGNED IMAGES (pin: true, verify: KEY.pub in the inventory)
+            The server resolves each such image to its manifest digest for the host's platform,
+            checks its sigstore signatures against the keys, and hands machines REF@sha256:…
+            only. It checks again on every reload and every --resolve-interval; a tag that moved
+            to an image that fails keeps its last good digest (logged, in /v1/hosts and
+            /metrics). A host whose image never passed gets 503 and retries.
+
             EXAMPLE
               wyrcan-serve --config examples/fleet.yaml --assets out --http 0.0.0.0:8080 \\
                 --https 0.0.0.0:8443 --tls-profile ipxe-compat --self-signed
@@ -79,6 +86,15 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds between checks of the inventory file for changes (0: only SIGHUP).")
     var watchInterval: Int = 2
 
+    @Option(help: ArgumentHelp("Seconds between checks of pinned images' tags and signatures (0: on start and reload only).", valueName: "SECONDS"))
+    var resolveInterval: Int = 300
+
+    @Option(help: ArgumentHelp("PEM bundle of CAs for registries reached over HTTPS, for pinned images (default: the system's).", valueName: "FILE"))
+    var registryCA: String?
+
+    @Option(help: ArgumentHelp("Registry credentials for pinned images: a Docker config.json / containers auth.json.", valueName: "FILE"))
+    var registryAuth: String?
+
     func validate() throws {
         if http == nil && https == nil { throw ValidationError("give --http ADDR:PORT and/or --https ADDR:PORT") }
         if https != nil && !selfSigned && (cert == nil || key == nil) { throw ValidationError("--https needs --cert and --key (or --self-signed)") }
@@ -90,6 +106,7 @@ struct Serve: ParsableCommand {
             throw ValidationError("--server-url must be an https:// URL without spaces or a query")
         }
         if let https, https.hasSuffix(":0") { throw ValidationError("--https needs a port: machines are sent to it") }
+        if resolveInterval < 0 { throw ValidationError("--resolve-interval must be 0 (start and reload only) or more seconds") }
         if serverURL != nil && https == nil { throw ValidationError("--server-url names the --https listener: give --https too") }
         if let publicURL, !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) || publicURL.contains(" ") || publicURL.contains("${") {
             throw ValidationError("--public-url must be an http(s) URL without spaces")
@@ -100,13 +117,16 @@ struct Serve: ParsableCommand {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let logger = Logger(label: "wyrcan-serve")
         guard FileSystem.isDirectory(assets) else { throw ValidationError("--assets \(assets): not a directory") }
+        let pinner = try imagePinner(logger: logger)
         let store: InventoryStore
-        do throws(InventoryErrors) { store = try InventoryStore(path: config, logger: logger) } catch {
+        do throws(InventoryErrors) {
+            store = try InventoryStore(path: config, logger: logger) { pinner.refresh($0, reason: "reload") }
+        } catch {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode(1)
         }
         Self.raiseOpenFilesLimit(to: 2 * connections + 256)
-        var server = BootServer(store: store, state: FleetState(), assets: AssetHandler(root: assets), publicURL: publicURL, logger: logger)
+        var server = BootServer(store: store, state: FleetState(), assets: AssetHandler(root: assets), pinner: pinner, publicURL: publicURL, logger: logger)
         var listeners: [HTTPServer] = []
         do {
             if let https {
@@ -140,6 +160,7 @@ struct Serve: ParsableCommand {
         hup.resume()
         let stop: @Sendable () -> Void = {
             logger.info("stopping")
+            FileSystem.removeTree(pinner.workDirectory)
             Foundation.exit(0)
         }
         let term = DispatchSource.makeSignalSource(signal: SIGTERM)
@@ -148,15 +169,36 @@ struct Serve: ParsableCommand {
         let int = DispatchSource.makeSignalSource(signal: SIGINT)
         int.setEventHandler(handler: stop)
         int.resume()
-        var timer: DispatchSourceTimer? = nil
-        if watchInterval > 0 {
-            let t = DispatchSource.makeTimerSource()
-            t.schedule(deadline: .now() + .seconds(watchInterval), repeating: .seconds(watchInterval))
-            t.setEventHandler { store.reloadIfChanged() }
-            t.resume()
-            timer = t
+        let watch = watchInterval > 0 ? Self.repeating(every: watchInterval) { store.reloadIfChanged() } : nil
+        // The first check runs while the server already answers (hosts that pin nothing boot).
+        DispatchQueue.global().async { pinner.refresh(store.inventory, reason: "start") }
+        let resolve = resolveInterval > 0 ? Self.repeating(every: resolveInterval) { pinner.refresh(store.inventory, reason: "interval") } : nil
+        withExtendedLifetime((listeners, hup, term, int, watch, resolve)) { dispatchMain() }
+    }
+
+    static func repeating(every seconds: Int, _ body: @escaping @Sendable () -> Void) -> DispatchSourceTimer {
+        let timer = DispatchSource.makeTimerSource()
+        timer.schedule(deadline: .now() + .seconds(seconds), repeating: .seconds(seconds))
+        timer.setEventHandler(handler: body)
+        timer.resume()
+        return timer
+    }
+
+    /// The pinner with the registry settings of the command line; its signature payloads pass
+    /// through a private directory.
+    func imagePinner(logger: Logger) throws -> ImagePinner {
+        var options = RegistryOptions()
+        options.caFile = registryCA
+        options.retry = RetryPolicy(attempts: 3, initialDelay: 1, maximumDelay: 4)
+        if let registryAuth {
+            do throws(RegistryError) { try options.loadAuthFile(registryAuth) } catch { throw ValidationError("--registry-auth \(registryAuth): \(error.description)") }
         }
-        withExtendedLifetime((listeners, hup, term, int, timer)) { dispatchMain() }
+        if let registryCA, !FileSystem.exists(registryCA) || FileSystem.isDirectory(registryCA) { throw ValidationError("--registry-ca \(registryCA): not a readable file") }
+        let work: String
+        do throws(FileError) { work = try FileSystem.temporaryDirectory(prefix: "wyrcan-serve-pins") } catch {
+            throw ValidationError("cannot create a temporary directory: \(error.description)")
+        }
+        return ImagePinner(options: options, workDirectory: work, logger: logger)
     }
 
     func listenerConfiguration(_ host: String, _ port: UInt16, tls: HTTPServer.TLS?) -> HTTPServer.Configuration {

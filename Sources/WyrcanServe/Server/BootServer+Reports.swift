@@ -43,20 +43,23 @@ extension BootServer {
         var macs = Set(reports.keys)
         macs.formUnion(inventory.hosts.keys.filter { mac in after.map { mac > $0 } ?? true })
         let page = macs.sorted().prefix(limit)
-        let list = page.map { mac in Self.hostEntry(mac, inventory: inventory, report: reports[mac]) }
+        let list = page.map { mac in hostEntry(mac, inventory: inventory, report: reports[mac]) }
         var document: [String: Any] = ["hosts": list]
         if page.count == limit, let last = page.last { document["next"] = last.description }
         let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])) ?? Data()
         return HTTPServerResponse(status: 200, headers: [("Content-Type", "application/json")], body: .bytes(Array(data)))
     }
 
-    static func hostEntry(_ mac: MACAddress, inventory: Inventory, report: FleetState.Report?) -> [String: Any] {
+    func hostEntry(_ mac: MACAddress, inventory: Inventory, report: FleetState.Report?) -> [String: Any] {
         var entry: [String: Any] = ["mac": mac.description, "known": inventory.hosts[mac] != nil]
         if let group = inventory.hosts[mac]?.group { entry["group"] = group }
         if let (p, _) = inventory.profile(for: mac) {
             entry["image"] = p.images?.last ?? NSNull()
             entry["mode"] = (p.mode ?? .boot).rawValue
+            let pins = pinner.status(for: p, inventory: inventory)
+            if !pins.isEmpty { entry["pins"] = pins.map(Self.pinEntry) }
         }
+        if let given = state.given(mac) { entry["given"] = given }
         if let report {
             var last: [String: Any] = ["stage": report.stage, "received": report.received, "count": report.count]
             if let d = report.detail { last["detail"] = d }
@@ -64,6 +67,15 @@ extension BootServer {
             if let s = report.security { last["security"] = s }
             entry["lastReport"] = last
         }
+        return entry
+    }
+
+    /// How one pinned image stands: what is served now, and why a newer one is not.
+    static func pinEntry(_ request: PinRequest, _ pin: Pin?) -> [String: Any] {
+        var entry: [String: Any] = ["image": request.image, "platform": request.platform, "state": pin?.state ?? "unresolved"]
+        if let digest = pin?.digest { entry["digest"] = digest.description }
+        if let key = pin?.signedBy { entry["signedBy"] = key }
+        if let problem = pin?.problem { entry["problem"] = problem }
         return entry
     }
 }

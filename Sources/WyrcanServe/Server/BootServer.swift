@@ -16,6 +16,8 @@ struct BootServer: Sendable {
     let store: InventoryStore
     let state: FleetState
     let assets: AssetHandler
+    /// Images handed out by digest only (`pin:`, `verify:`).
+    let pinner: ImagePinner
     /// Base URL machines use to reach this server; nil derives it from the request's Host.
     let publicURL: String?
     /// The HTTPS listener, which serves `/v1/config` (secrets), when there is one.
@@ -44,7 +46,7 @@ struct BootServer: Sendable {
         if path.hasPrefix("/v1/report/") { return ("v1/report", report(r, mac: String(path.dropFirst(11)))) }
         if path == "/v1/hosts" { return ("v1/hosts", get(r) ?? hosts(r)) }
         if path.hasPrefix("/assets/") { return ("assets", assets.respond(r, relative: String(path.dropFirst(8)))) }
-        if path == "/metrics" { return ("metrics", get(r) ?? .text(200, state.metrics(), contentType: "text/plain; version=0.0.4")) }
+        if path == "/metrics" { return ("metrics", get(r) ?? .text(200, state.metrics() + pinner.metrics(), contentType: "text/plain; version=0.0.4")) }
         if path == "/healthz" { return ("healthz", .text(200, "ok\n")) }
         return ("other", .text(404, "not found: try /boot.ipxe, /ipxe?mac=MAC, /cmdline?mac=MAC, /v1/boot/MAC, /v1/config/MAC, /boot.efi, /v1/hosts, /assets/…, /metrics\n"))
     }
@@ -88,8 +90,16 @@ struct BootServer: Sendable {
             }
             return .answer(.text(404, "\(mac) is not in the inventory\n"))
         }
+        var served = profile
+        switch pinner.images(for: profile, inventory: inventory) {
+        case .success(let images): served.images = images
+        case .failure(let unavailable):
+            // (iPXE's bootstrap and Wyrcan both come back: the image may pass its next check.)
+            return .answer(HTTPServerResponse(status: 503, headers: [("Retry-After", "10"), ("Content-Type", "text/plain; charset=utf-8")],
+                                              body: .bytes(Array("\(unavailable.image) is not served: \(unavailable.problem)\n".utf8))))
+        }
         do throws(RenderError) {
-            return .found(try HostBootConfig(mac: mac, group: group, profile: profile, inventory: inventory), known: inventory.hosts[mac] != nil)
+            return .found(try HostBootConfig(mac: mac, group: group, profile: served, inventory: inventory), known: inventory.hosts[mac] != nil)
         } catch {
             // Cannot happen for a loaded inventory (every host was rendered at load).
             logger.error("\(mac): \(error.field): \(error.reason)")
@@ -106,7 +116,8 @@ struct BootServer: Sendable {
 
     private func hostScript(_ r: HTTPServerRequest, mac: String?) -> HTTPServerResponse {
         guard let base = baseURL(r) else { return .text(400, "bad Host header\n") }
-        let (inventory, generation) = store.snapshot
+        let (inventory, storeGeneration) = store.snapshot
+        let generation = "\(storeGeneration).\(pinner.version)"
         // (The HTTPS URL in a secret-holding host's script comes from the request: it is part of the key.)
         let endpoint = tls?.endpoint(for: r)?.url ?? ""
         if let text = mac, let m = MACAddress(text), let hit = cache.get("\(generation)|ipxe|\(m)|\(base)|\(endpoint)") {
@@ -120,7 +131,7 @@ struct BootServer: Sendable {
             do throws(RenderError) { cmdline = c.mode == .boot ? try publicCmdline(c, r, base: base) : "" } catch {
                 return .text(503, error.reason + "\n")
             }
-            state.countBoot(c.mac, known: known)
+            state.countBoot(c.mac, known: known, given: c.images)
             let script = IPXEScript.host(c, baseURL: base, cmdline: cmdline)
             cache.set("\(generation)|ipxe|\(c.mac)|\(base)|\(endpoint)", script)
             return .text(200, script)
@@ -148,7 +159,7 @@ struct BootServer: Sendable {
             guard c.mode == .boot, let release = c.release else { return .text(404, "\(c.mac) boots from disk (mode: exit)\n") }
             let text: String
             do throws(RenderError) { text = try publicCmdline(c, r, base: base) } catch { return .text(503, error.reason + "\n") }
-            state.countBoot(c.mac, known: known)
+            state.countBoot(c.mac, known: known, given: c.images)
             let body: [String: Any] = ["kernel": "\(base)/assets/\(release.kernel)", "initrd": ["\(base)/assets/\(release.initrd)"], "cmdline": text]
             let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
             return HTTPServerResponse(status: 200, headers: [("Content-Type", "application/json")], body: .bytes(Array(data)))
@@ -171,7 +182,7 @@ struct BootServer: Sendable {
             guard c.mode == .boot else { return .text(200, "wyr.mode=exit\n") }
             do throws(RenderError) {
                 let text = try c.cmdline(reportURL: reportURL(endpoint.url, c.mac))
-                state.countBoot(c.mac, known: known)
+                state.countBoot(c.mac, known: known, given: c.images)
                 return HTTPServerResponse(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")],
                                           body: .bytes(Array((text + "\n").utf8)))
             } catch {

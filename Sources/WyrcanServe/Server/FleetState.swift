@@ -28,8 +28,9 @@ final class FleetState: Sendable {
     }
     private let reports = Locked(Reports())
     private let counters = Locked<[String: Int]>([:])
-    /// Boot counters per MAC, and how many of them are for MACs the inventory does not list.
-    private let boots = Locked<(counts: [String: Int], unknown: Int)>(([:], 0))
+    /// Boot counters per MAC, how many of them are for MACs the inventory does not list, and
+    /// the images each was last handed.
+    private let boots = Locked<(counts: [String: Int], unknown: Int, given: [MACAddress: [String]])>(([:], 0, [:]))
     private let bytes = Locked<Int64>(0)
 
     func record(mac: MACAddress, known: Bool, stage: String, detail: String?, image: String?, security: String?) {
@@ -71,14 +72,19 @@ final class FleetState: Sendable {
 
     /// Boots counted per MAC: always for the hosts the inventory lists, for the first
     /// `maximumUnknownHosts` others only (made-up MACs cannot take the counters from real hosts).
-    func countBoot(_ mac: MACAddress, known: Bool) {
+    /// `given`: the images the host was handed (nil: the same as last time, a cached answer).
+    func countBoot(_ mac: MACAddress, known: Bool, given: [String]? = nil) {
         boots.withLock { b in
             let counted = b.counts[mac.description] != nil
             guard known || counted || b.unknown < Self.maximumUnknownHosts else { return }
             if !known && !counted { b.unknown += 1 }
             b.counts[mac.description, default: 0] += 1
+            if let given { b.given[mac] = given }
         }
     }
+
+    /// The images `mac` was last handed, in chain order.
+    func given(_ mac: MACAddress) -> [String]? { boots.withLock { $0.given[mac] } }
 
     func countBytes(_ n: Int64) { bytes.withLock { $0 += n } }
 

@@ -8,6 +8,9 @@ final class InventoryStore: Sendable {
     let path: String
     private let current: Locked<(inventory: Inventory, stamp: FileStamp, generation: Int)>
     let logger: Logger
+    /// Runs on a reloaded inventory before it is served (the image pinner resolves its images,
+    /// so that a reload does not turn hosts away while they are checked).
+    private let prepare: (@Sendable (Inventory) -> Void)?
 
     struct FileStamp: Equatable, Sendable {
         var size: Int64
@@ -25,9 +28,10 @@ final class InventoryStore: Sendable {
         }
     }
 
-    init(path: String, logger: Logger) throws(InventoryErrors) {
+    init(path: String, logger: Logger, prepare: (@Sendable (Inventory) -> Void)? = nil) throws(InventoryErrors) {
         self.path = path
         self.logger = logger
+        self.prepare = prepare
         let stamp = FileStamp(path)
         current = Locked((try InventoryLoader.load(path), stamp, 0))
     }
@@ -36,6 +40,7 @@ final class InventoryStore: Sendable {
     init(fixed inventory: Inventory, logger: Logger) {
         path = ""
         self.logger = logger
+        prepare = nil
         current = Locked((inventory, FileStamp(""), 0))
     }
 
@@ -50,6 +55,7 @@ final class InventoryStore: Sendable {
         let stamp = FileStamp(path)
         do throws(InventoryErrors) {
             let fresh = try InventoryLoader.load(path)
+            prepare?(fresh)
             current.withLock { $0 = (fresh, stamp, $0.generation + 1) }
             logger.info("inventory reloaded (\(reason)): \(fresh.hosts.count) hosts, \(fresh.groups.count) groups")
             return true
