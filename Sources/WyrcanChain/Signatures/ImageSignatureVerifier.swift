@@ -11,16 +11,25 @@ import Glibc
 public struct TrustedKey: Sendable {
     public var name: String
     public var key: SignatureKey
+    /// SHA-256 of the key file (hex), when read from one: a replaced file is another key.
+    public var fingerprint: String
 
-    public init(name: String, key: SignatureKey) {
+    public init(name: String, key: SignatureKey, fingerprint: String = "") {
         self.name = name
         self.key = key
+        self.fingerprint = fingerprint
     }
+
+    /// A PEM public key is well under this.
+    public static let maximumFileBytes = 64 << 10
 
     /// The key in a PEM file, named after the file (without `.pub`/`.pem`).
     public static func load(file: String) throws(FileError) -> TrustedKey {
-        let text = String(decoding: try FileSystem.readFile(file), as: UTF8.self)
-        do throws(CryptoError) { return TrustedKey(name: name(ofFile: file), key: try SignatureKey(pem: text)) } catch {
+        let bytes = try FileSystem.readRegularFile(file, maximumBytes: maximumFileBytes)
+        do throws(CryptoError) {
+            let key = try SignatureKey(pem: String(decoding: bytes, as: UTF8.self))
+            return TrustedKey(name: name(ofFile: file), key: key, fingerprint: try Digester.hash(.sha256, bytes).hexString)
+        } catch {
             throw FileError(operation: "read the public key", path: file, code: EINVAL, reason: error.detail)
         }
     }

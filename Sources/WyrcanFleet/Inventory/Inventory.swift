@@ -81,14 +81,7 @@ public struct Inventory: Sendable {
     public var hosts: [MACAddress: Host]
     public var unknown: UnknownPolicy
     /// The keys `verify:` lists, by path, read when the file was loaded.
-    public var verifyKeys: [String: VerifyKey] = [:]
-
-    /// A public key an inventory's `verify:` names, and a fingerprint of its file (so that a
-    /// replaced key file means new checks, not old results).
-    public struct VerifyKey: Sendable {
-        public var key: TrustedKey
-        public var fingerprint: String
-    }
+    public var verifyKeys: [String: TrustedKey] = [:]
 
     /// Whether a host with these settings holds secrets (S3 keys, `secret: true` arguments).
     /// The release `profile` boots: its own, or the only one defined.

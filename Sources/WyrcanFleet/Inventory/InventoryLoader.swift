@@ -8,7 +8,7 @@ public struct InventoryLoader {
     let file: String
     private var errors: [InventoryError] = []
     /// The key files `verify:` names, read once each.
-    private var keys: [String: Inventory.VerifyKey] = [:]
+    private var keys: [String: TrustedKey] = [:]
 
     init(file: String) { self.file = file }
 
@@ -224,9 +224,6 @@ public struct InventoryLoader {
         return (p, group)
     }
 
-    /// The largest key file read: a PEM public key is well under this.
-    static let maximumKeyFileBytes = 64 << 10
-
     /// `verify:` key files (relative to the inventory's directory), each read and checked now,
     /// so that `check` and a reload refuse a missing or unusable key.
     private mutating func verifyKeys(_ node: Node, field: String) -> [String] {
@@ -240,16 +237,8 @@ public struct InventoryLoader {
             let path = written.hasPrefix("/") ? written : Self.directory(of: file) + written
             paths.append(path)
             guard keys[path] == nil else { continue }
-            do throws(FileError) {
-                let bytes = try FileSystem.readRegularFile(path, maximumBytes: Self.maximumKeyFileBytes)
-                do throws(CryptoError) {
-                    let key = TrustedKey(name: TrustedKey.name(ofFile: path), key: try SignatureKey(pem: String(decoding: bytes, as: UTF8.self)))
-                    keys[path] = Inventory.VerifyKey(key: key, fingerprint: try Digester.hash(.sha256, bytes).hexString)
-                } catch {
-                    fail(item, f, "\(Message.quoted(path)): \(error.detail)")
-                }
-            } catch {
-                fail(item, f, "\(Message.quoted(path)): cannot read: \(error.cause)")
+            do throws(FileError) { keys[path] = try TrustedKey.load(file: path) } catch {
+                fail(item, f, error.description)
             }
         }
         return paths
@@ -294,18 +283,25 @@ public struct InventoryLoader {
 
     // MARK: - Semantics
 
+    /// `pin: false` (in defaults, a group or the host) under a `verify:` that applies too.
+    static func pinProblem(_ profile: Inventory.Profile) -> String? {
+        profile.verify != nil && profile.pin == false
+            ? "verify: hands out the verified digest only: pin: false (in defaults, the group or the host) cannot go with it" : nil
+    }
+
     /// Renders every host (and the defaults, for unknown MACs) so that nothing unservable loads.
     private mutating func renderAll(_ inventory: Inventory) {
         for host in inventory.hosts.values.sorted(by: { $0.line < $1.line }) {
             guard let (profile, group) = inventory.profile(for: host.mac) else { continue }
-            if profile.verify != nil && profile.pin == false {
-                errors.append(InventoryError(file: file, line: host.line, field: "hosts.\(host.mac).pin", reason: "verify: hands out the verified digest only: pin: false cannot go with it"))
-            }
+            if let problem = Self.pinProblem(profile) { errors.append(InventoryError(file: file, line: host.line, field: "hosts.\(host.mac).pin", reason: problem)) }
             do throws(RenderError) {
                 try HostBootConfig(mac: host.mac, group: group, profile: profile, inventory: inventory).validate()
             } catch {
                 errors.append(InventoryError(file: file, line: host.line, field: "hosts.\(host.mac)\(error.field.isEmpty ? "" : "." + error.field)", reason: error.reason))
             }
+        }
+        if inventory.unknown == .default, let problem = Self.pinProblem(inventory.defaults) {
+            errors.append(InventoryError(file: file, line: 0, field: "defaults.pin", reason: problem))
         }
         if inventory.unknown == .default, inventory.defaults.images != nil || inventory.hosts.isEmpty {
             do throws(RenderError) {

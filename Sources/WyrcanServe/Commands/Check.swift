@@ -32,7 +32,7 @@ struct Check: ParsableCommand {
         let profiles = inventory.hosts.keys.compactMap { inventory.profile(for: $0)?.0 }.filter(\.pinsImages)
         guard !profiles.isEmpty else { return nil }
         let verifying = profiles.filter { $0.verify != nil }
-        let keys = Set(verifying.flatMap { $0.verify ?? [] }).compactMap { inventory.verifyKeys[$0]?.key.name }.sorted()
+        let keys = Set(verifying.flatMap { $0.verify ?? [] }).compactMap { inventory.verifyKeys[$0]?.name }.sorted()
         return "image pins: \(verifying.count) host(s) verify signatures (keys: \(keys.joined(separator: ", "))), \(profiles.count - verifying.count) host(s) pin by digest only; wyrcan-serve resolves them at start, on reload and every --resolve-interval"
     }
 }

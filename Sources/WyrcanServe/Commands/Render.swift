@@ -17,6 +17,9 @@ struct Render: ParsableCommand {
             A host that holds secrets (s3, secret: arguments) gets them only from /v1/config over
             TLS (--format config); its script and cmdline carry wyr.server= and wyr.server_pin= of
             the HTTPS listener (--server-url, and the key of --cert) instead.
+
+            For a host with pin: or verify:, its images are resolved and checked against the
+            registry, as the server does (--registry-ca, --registry-auth).
             """)
 
     @Option(help: "The inventory YAML file.")
@@ -33,6 +36,8 @@ struct Render: ParsableCommand {
 
     @Option(help: "The HTTPS listener's URL as machines reach it (wyr.server=).")
     var serverURL: String = "https://wyrcan-serve.example:8443"
+
+    @OptionGroup var registries: PinningRegistryOptions
 
     @Option(help: ArgumentHelp("The HTTPS listener's certificate, for the key pin (wyr.server_pin=); without it the pin shown is a placeholder.", valueName: "PEM"))
     var cert: String?
@@ -59,19 +64,18 @@ struct Render: ParsableCommand {
         print(text, terminator: text.hasSuffix("\n") ? "" : "\n")
     }
 
-    /// For a host with `pin:`/`verify:`, the images resolved and checked as the server does.
+    /// For a host with `pin:`/`verify:`, its images resolved and checked as the server does.
     func pinner(_ inventory: Inventory) throws -> ImagePinner {
         // (Its log lines go to stderr: stdout is the answer.)
         let logger = Logger(label: "render", factory: { StreamLogHandler.standardError(label: $0) })
-        var options = RegistryOptions()
-        options.retry = .once
-        let work: String
-        do throws(FileError) { work = try FileSystem.temporaryDirectory(prefix: "wyrcan-render") } catch { throw ValidationError(error.description) }
-        let pinner = ImagePinner(options: options, workDirectory: work, logger: logger)
-        if let m = MACAddress(mac), let (profile, _) = inventory.profile(for: m), profile.pinsImages {
-            pinner.refresh(inventory, reason: "render")
-        }
-        FileSystem.removeTree(work)
+        let pinner = try registries.pinner(logger: logger, retry: .once)
+        defer { FileSystem.removeTree(pinner.workDirectory) }
+        guard let m = MACAddress(mac), inventory.profile(for: m)?.0.pinsImages == true else { return pinner }
+        // Only this host's images: an inventory of it alone.
+        var one = inventory
+        one.hosts = inventory.hosts.filter { $0.key == m }
+        if !one.hosts.isEmpty { one.unknown = .deny }
+        pinner.refresh(one, reason: "render")
         return pinner
     }
 

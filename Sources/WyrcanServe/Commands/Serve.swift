@@ -89,11 +89,7 @@ struct Serve: ParsableCommand {
     @Option(help: ArgumentHelp("Seconds between checks of pinned images' tags and signatures (0: on start and reload only).", valueName: "SECONDS"))
     var resolveInterval: Int = 300
 
-    @Option(help: ArgumentHelp("PEM bundle of CAs for registries reached over HTTPS, for pinned images (default: the system's).", valueName: "FILE"))
-    var registryCA: String?
-
-    @Option(help: ArgumentHelp("Registry credentials for pinned images: a Docker config.json / containers auth.json.", valueName: "FILE"))
-    var registryAuth: String?
+    @OptionGroup var registries: PinningRegistryOptions
 
     func validate() throws {
         if http == nil && https == nil { throw ValidationError("give --http ADDR:PORT and/or --https ADDR:PORT") }
@@ -117,7 +113,7 @@ struct Serve: ParsableCommand {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let logger = Logger(label: "wyrcan-serve")
         guard FileSystem.isDirectory(assets) else { throw ValidationError("--assets \(assets): not a directory") }
-        let pinner = try imagePinner(logger: logger)
+        let pinner = try registries.pinner(logger: logger, retry: RetryPolicy(attempts: 3, initialDelay: 1, maximumDelay: 4))
         let store: InventoryStore
         do throws(InventoryErrors) {
             store = try InventoryStore(path: config, logger: logger) { pinner.refresh($0, reason: "reload") }
@@ -152,28 +148,28 @@ struct Serve: ParsableCommand {
         }
         logger.info("serving \(store.inventory.hosts.count) hosts from \(config), assets from \(assets)")
 
-        signal(SIGHUP, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        let hup = DispatchSource.makeSignalSource(signal: SIGHUP)
-        hup.setEventHandler { store.reload(reason: "SIGHUP") }
-        hup.resume()
         let stop: @Sendable () -> Void = {
             logger.info("stopping")
             FileSystem.removeTree(pinner.workDirectory)
             Foundation.exit(0)
         }
-        let term = DispatchSource.makeSignalSource(signal: SIGTERM)
-        term.setEventHandler(handler: stop)
-        term.resume()
-        let int = DispatchSource.makeSignalSource(signal: SIGINT)
-        int.setEventHandler(handler: stop)
-        int.resume()
+        let signals = Self.handleSignals(reload: { store.reload(reason: "SIGHUP") }, stop: stop)
         let watch = watchInterval > 0 ? Self.repeating(every: watchInterval) { store.reloadIfChanged() } : nil
         // The first check runs while the server already answers (hosts that pin nothing boot).
-        DispatchQueue.global().async { pinner.refresh(store.inventory, reason: "start") }
-        let resolve = resolveInterval > 0 ? Self.repeating(every: resolveInterval) { pinner.refresh(store.inventory, reason: "interval") } : nil
-        withExtendedLifetime((listeners, hup, term, int, watch, resolve)) { dispatchMain() }
+        DispatchQueue.global().async { store.whileSteady { pinner.refresh($0, reason: "start") } }
+        let resolve = resolveInterval > 0 ? Self.repeating(every: resolveInterval) { store.whileSteady { pinner.refresh($0, reason: "interval") } } : nil
+        withExtendedLifetime((listeners, signals, watch, resolve)) { dispatchMain() }
+    }
+
+    /// SIGHUP reloads; SIGTERM and SIGINT stop. (The sources must be kept alive.)
+    static func handleSignals(reload: @escaping @Sendable () -> Void, stop: @escaping @Sendable () -> Void) -> [DispatchSourceSignal] {
+        [(SIGHUP, reload), (SIGTERM, stop), (SIGINT, stop)].map { number, handler in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number)
+            source.setEventHandler(handler: handler)
+            source.resume()
+            return source
+        }
     }
 
     static func repeating(every seconds: Int, _ body: @escaping @Sendable () -> Void) -> DispatchSourceTimer {
@@ -182,23 +178,6 @@ struct Serve: ParsableCommand {
         timer.setEventHandler(handler: body)
         timer.resume()
         return timer
-    }
-
-    /// The pinner with the registry settings of the command line; its signature payloads pass
-    /// through a private directory.
-    func imagePinner(logger: Logger) throws -> ImagePinner {
-        var options = RegistryOptions()
-        options.caFile = registryCA
-        options.retry = RetryPolicy(attempts: 3, initialDelay: 1, maximumDelay: 4)
-        if let registryAuth {
-            do throws(RegistryError) { try options.loadAuthFile(registryAuth) } catch { throw ValidationError("--registry-auth \(registryAuth): \(error.description)") }
-        }
-        if let registryCA, !FileSystem.exists(registryCA) || FileSystem.isDirectory(registryCA) { throw ValidationError("--registry-ca \(registryCA): not a readable file") }
-        let work: String
-        do throws(FileError) { work = try FileSystem.temporaryDirectory(prefix: "wyrcan-serve-pins") } catch {
-            throw ValidationError("cannot create a temporary directory: \(error.description)")
-        }
-        return ImagePinner(options: options, workDirectory: work, logger: logger)
     }
 
     func listenerConfiguration(_ host: String, _ port: UInt16, tls: HTTPServer.TLS?) -> HTTPServer.Configuration {

@@ -72,7 +72,7 @@ extension BootServer {
 
     /// How one pinned image stands: what is served now, and why a newer one is not.
     static func pinEntry(_ request: PinRequest, _ pin: Pin?) -> [String: Any] {
-        var entry: [String: Any] = ["image": request.image, "platform": request.platform, "state": pin?.state ?? "unresolved"]
+        var entry: [String: Any] = ["image": request.image, "platform": request.platform, "state": (pin?.state ?? .unresolved).rawValue]
         if let digest = pin?.digest { entry["digest"] = digest.description }
         if let key = pin?.signedBy { entry["signedBy"] = key }
         if let problem = pin?.problem { entry["problem"] = problem }

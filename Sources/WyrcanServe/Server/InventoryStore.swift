@@ -11,6 +11,9 @@ final class InventoryStore: Sendable {
     /// Runs on a reloaded inventory before it is served (the image pinner resolves its images,
     /// so that a reload does not turn hosts away while they are checked).
     private let prepare: (@Sendable (Inventory) -> Void)?
+    /// Held for a whole reload (load, prepare, swap) and by `whileSteady`: reloads run one at a
+    /// time, and no one works with an inventory that a reload is replacing.
+    private let reloading = Locked<Void>(())
 
     struct FileStamp: Equatable, Sendable {
         var size: Int64
@@ -52,6 +55,15 @@ final class InventoryStore: Sendable {
     /// Loads the file again; returns whether the served inventory changed.
     @discardableResult
     func reload(reason: String) -> Bool {
+        reloading.withLock { _ in reloadNow(reason: reason) }
+    }
+
+    /// Runs `body` with the served inventory while no reload runs.
+    func whileSteady(_ body: (Inventory) -> Void) {
+        reloading.withLock { _ in body(inventory) }
+    }
+
+    private func reloadNow(reason: String) -> Bool {
         let stamp = FileStamp(path)
         do throws(InventoryErrors) {
             let fresh = try InventoryLoader.load(path)
