@@ -39,13 +39,19 @@ let package = Package(
             name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]),
 
+        // zlib (linked) and ISA-L's igzip types (libisal.so.2 is loaded at run time, see
+        // Platform/GzipInflater.swift): gzip layers inflate with ISA-L where present, else zlib.
+        .systemLibrary(
+            name: "CInflate", path: "Sources/CInflate",
+            providers: [.apt(["zlib1g-dev", "libisal-dev"])]),
+
         // Linux syscalls and ioctls for the boot agent (kexec, modules, efivarfs flags).
         .systemLibrary(name: "CWyrcanSys", path: "Sources/CWyrcanSys"),
 
         .target(
             name: "WyrcanChain",
             dependencies: [
-                "CCurl", "CArchive", "COpenSSL", "CZstd", "CWyrcanSys",
+                "CCurl", "CArchive", "COpenSSL", "CZstd", "CInflate", "CWyrcanSys",
                 .product(name: "Logging", package: "swift-log"),
             ],
             linkerSettings: [

@@ -144,7 +144,9 @@ struct Convert: ParsableCommand {
         let artifacts = try builder.build(layers: pulled.layers, outputDirectory: output, partialDirectory: work)
         if !quiet, let key = pulled.signedBy { printError("● \(pulled.image.name): signed by key \(key)") }
         if !quiet {
-            printError("● Converted \(pulled.image.name): kernel \(TransferProgress.megabytes(artifacts.kernelBytes)), initrd \(TransferProgress.megabytes(artifacts.initrdBytes)) (\(compression.rawValue)), cmdline \"\(artifacts.cmdline)\"")
+            let gzipLayers = pulled.image.manifest.layers.contains { $0.mediaType.hasSuffix("gzip") }
+            let inflated = gzipLayers ? ", gzip layers inflated with \(GzipEngine.preferred == .isal ? "ISA-L" : "zlib")" : ""
+            printError("● Converted \(pulled.image.name): kernel \(TransferProgress.megabytes(artifacts.kernelBytes)), initrd \(TransferProgress.megabytes(artifacts.initrdBytes)) (\(compression.rawValue))\(inflated), cmdline \"\(artifacts.cmdline)\"")
         }
         return pulled.image.manifestDigest.description
     }

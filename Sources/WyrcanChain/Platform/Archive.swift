@@ -181,16 +181,42 @@ public final class ArchiveReader {
     /// The current member's size from its header (nil when the format gives none).
     private var currentSize: Int64? = nil
 
-    /// Feeds libarchive a file and then, optionally, a trailer (see `init(layer:)`).
+    /// Feeds libarchive a file (or, for a gzip layer, its inflated bytes) and then, optionally,
+    /// a trailer (see `init(layer:)`).
     final class Source {
         let fd: Int32
+        let inflater: GzipInflater?
         var buffer = [UInt8](repeating: 0, count: 1 << 18)
         var trailer: [UInt8]
-        init(fd: Int32, trailer: [UInt8]) {
+        init(fd: Int32, inflater: GzipInflater?, trailer: [UInt8]) {
             self.fd = fd
+            self.inflater = inflater
             self.trailer = trailer
         }
         deinit { close(fd) }
+
+        /// The next bytes into `buffer`: a count, 0 at the end, -1 on an error.
+        func fill() -> Int {
+            guard let inflater else { return buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) } }
+            switch buffer.withUnsafeMutableBytes({ b in Result { () throws(ArchiveError) in try inflater.read(into: b) } }) {
+            case .success(let n): return n
+            case .failure(let error):
+                failure = error
+                return -1
+            }
+        }
+        /// Seeks forward by up to `request` bytes within the file (never into the trailer);
+        /// returns how far, which libarchive makes up by reading.
+        func skip(_ request: Int64) -> Int64 {
+            var st = stat()
+            let position = lseek(fd, 0, SEEK_CUR)
+            guard position >= 0, fstat(fd, &st) == 0 else { return 0 }
+            let step = max(0, min(request, Int64(st.st_size) - Int64(position)))
+            return lseek(fd, off_t(step), SEEK_CUR) >= 0 ? step : 0
+        }
+
+        /// Why `fill` failed, for the error libarchive then reports.
+        var failure: ArchiveError? = nil
     }
 
     private var source: Source?
@@ -205,8 +231,12 @@ public final class ArchiveReader {
     /// tools that made them, the stream is followed by a compressed block of zeros in the layer's
     /// own format (a second gzip member / zstd frame, or plain zeros), which completes the
     /// padding and ends the archive. Integrity is unaffected: blobs are digest-checked as stored.
+    ///
+    /// A gzip layer is inflated here (ISA-L or zlib, `GzipInflater`), not by libarchive's zlib.
     public convenience init(layer path: String) throws(ArchiveError) {
-        try self.init(path: path, trailer: Self.trailer(for: Self.compression(of: path)))
+        let compression = Self.compression(of: path)
+        guard compression == .gzip else { try self.init(path: path, trailer: Self.trailer(for: compression)); return }
+        try self.init(path: path, trailer: Self.trailer(for: .none), inflater: try GzipInflater(path: path))
     }
 
     public enum LayerCompression: Sendable { case gzip, zstd, none }
@@ -239,7 +269,14 @@ public final class ArchiveReader {
         }
         var failure: FileError? = nil
         do throws(ArchiveError) {
-            try readDecompressed(path, trailer: trailer(for: compression(of: path))) { chunk in
+            let compression = compression(of: path)
+            if compression == .gzip {
+                try inflate(path) { chunk throws(FileError) in
+                    do throws(FileError) { try file.write(chunk) } catch { failure = error; throw error }
+                }
+                return
+            }
+            try readDecompressed(path, trailer: trailer(for: compression)) { chunk in
                 // (Stops at the first failed write: a full disk need not decompress the rest.)
                 do throws(FileError) { try file.write(chunk) } catch { failure = error; throw error }
             }
@@ -247,6 +284,21 @@ public final class ArchiveReader {
             if let failure { throw ArchiveError(operation: "write \(output)", message: failure.description) }
             throw error
         }
+    }
+
+    /// A gzip layer's tar stream and the end-of-archive blocks, through `GzipInflater`.
+    private static func inflate(_ path: String, _ write: (UnsafeRawBufferPointer) throws(FileError) -> Void) throws(ArchiveError) {
+        let inflater = try GzipInflater(path: path)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        let zeros = UnsafeMutableRawBufferPointer.allocate(byteCount: trailer(for: .none).count, alignment: 16)
+        zeros.initializeMemory(as: UInt8.self, repeating: 0)
+        defer { zeros.deallocate() }
+        func written(_ bytes: UnsafeRawBufferPointer) throws(ArchiveError) {
+            do throws(FileError) { try write(bytes) } catch { throw ArchiveError(operation: "write", message: error.description) }
+        }
+        while case let n = try inflater.read(into: buffer), n > 0 { try written(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) }
+        try written(UnsafeRawBufferPointer(zeros))
     }
 
     /// The whole decompressed contents of a (small) compressed file, e.g. a kernel module.
@@ -277,7 +329,7 @@ public final class ArchiveReader {
     ]
     static let zstdZeros: [UInt8] = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x68, 0x45, 0x00, 0x00, 0x08, 0x00, 0x01, 0x00, 0xfc, 0x87, 0x07, 0x42]
 
-    private init(path: String, trailer: [UInt8], raw: Bool = false) throws(ArchiveError) {
+    private init(path: String, trailer: [UInt8], raw: Bool = false, inflater: GzipInflater? = nil) throws(ArchiveError) {
         guard let a = archive_read_new() else {
             throw ArchiveError(operation: "archive_read_new", message: "out of memory")
         }
@@ -300,27 +352,17 @@ public final class ArchiveReader {
             // (deinit frees the archive: every stored property is set.)
             throw ArchiveError(operation: "open \(path)", message: String(cString: strerror(errno)))
         }
-        let src = Source(fd: fd, trailer: trailer)
+        let src = Source(fd: fd, inflater: inflater, trailer: trailer)
         source = src
         let context = Unmanaged.passUnretained(src).toOpaque()
-        let status = archive_read_open(a, context, nil, { _, client, bufferOut in
-            let src = Unmanaged<ArchiveReader.Source>.fromOpaque(client!).takeUnretainedValue()
-            let n = src.buffer.withUnsafeMutableBytes { read(src.fd, $0.baseAddress, $0.count) }
-            if n > 0 {
-                src.buffer.withUnsafeBytes { bufferOut!.pointee = $0.baseAddress }
-                return n
-            }
-            if n < 0 { return -1 }
-            guard !src.trailer.isEmpty else { return 0 }
-            // End of file: hand over the trailer once.
-            src.buffer = src.trailer
-            src.trailer = []
-            src.buffer.withUnsafeBytes { bufferOut!.pointee = $0.baseAddress }
-            return src.buffer.count
-        }, nil)
+        // A plain file's members are skipped by seeking (the merge reads only headers); a
+        // stream that is inflated here, or by a libarchive filter, is read through.
+        let status = inflater == nil
+            ? archive_read_open2(a, context, nil, readFromSource, skipInFile, nil)
+            : archive_read_open2(a, context, nil, readFromSource, nil, nil)
         guard status == ARCHIVE_OK else {
             // Every stored property is set, so deinit runs and frees the archive (not here too).
-            throw ArchiveError.from(a, "open \(path)")
+            throw src.failure ?? ArchiveError.from(a, "open \(path)")
         }
     }
 
@@ -331,7 +373,7 @@ public final class ArchiveReader {
         var entry: OpaquePointer? = nil
         let code = archive_read_next_header(archive, &entry)
         if code == ARCHIVE_EOF { return nil }
-        guard code >= ARCHIVE_WARN, let entry else { throw .from(archive, "read header") }
+        guard code >= ARCHIVE_WARN, let entry else { throw source?.failure ?? .from(archive, "read header") }
         let mode = archive_entry_mode(entry)
         let type = ArchiveEntryInfo.typeBits.first { $0.1 == (UInt32(mode) & 0o170000) }?.0 ?? .regular
         let path = try Self.text(archive_entry_pathname_utf8(entry), archive_entry_pathname(entry), what: "name") ?? ""
@@ -376,7 +418,7 @@ public final class ArchiveReader {
         var position: Int64 = 0
         while true {
             let code = archive_read_data_block(archive, &buffer, &size, &offset)
-            guard code == ARCHIVE_EOF || code >= ARCHIVE_WARN else { throw ArchiveError.from(archive, "read data") }
+            guard code == ARCHIVE_EOF || code >= ARCHIVE_WARN else { throw source?.failure ?? ArchiveError.from(archive, "read data") }
             // (At EOF no further than the member's size: a tar hard link's header may give a
             // size its member has no data for.)
             let end = code == ARCHIVE_EOF ? min(Int64(offset), currentSize ?? Int64(offset)) : Int64(offset)
@@ -404,4 +446,26 @@ public final class ArchiveReader {
             }
         }
     }
+}
+
+/// libarchive's read callback: the source's next bytes, then its trailer once.
+private func readFromSource(_ archive: OpaquePointer?, _ client: UnsafeMutableRawPointer?, _ bufferOut: UnsafeMutablePointer<UnsafeRawPointer?>?) -> la_ssize_t {
+    let src = Unmanaged<ArchiveReader.Source>.fromOpaque(client!).takeUnretainedValue()
+    let n = src.fill()
+    if n > 0 {
+        src.buffer.withUnsafeBytes { bufferOut!.pointee = $0.baseAddress }
+        return n
+    }
+    if n < 0 { return -1 }
+    guard !src.trailer.isEmpty else { return 0 }
+    // End of file: hand over the trailer once.
+    src.buffer = src.trailer
+    src.trailer = []
+    src.buffer.withUnsafeBytes { bufferOut!.pointee = $0.baseAddress }
+    return src.buffer.count
+}
+
+/// libarchive's skip callback for a plain file (see `ArchiveReader.Source.skip`).
+private func skipInFile(_ archive: OpaquePointer?, _ client: UnsafeMutableRawPointer?, _ request: la_int64_t) -> la_int64_t {
+    Unmanaged<ArchiveReader.Source>.fromOpaque(client!).takeUnretainedValue().skip(request)
 }
