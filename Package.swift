@@ -45,6 +45,12 @@ let package = Package(
             name: "CInflate", path: "Sources/CInflate",
             providers: [.apt(["zlib1g-dev", "libisal-dev"])]),
 
+        // SQLite for wyrcan-serve's state store (Server/State): its C API is synchronous, like the
+        // server's worker threads; the boot agent does not link it.
+        .systemLibrary(
+            name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]),
+
         // Linux syscalls and ioctls for the boot agent (kexec, modules, efivarfs flags).
         .systemLibrary(name: "CWyrcanSys", path: "Sources/CWyrcanSys"),
 
@@ -79,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "WyrcanServe",
             dependencies: [
-                "WyrcanChain", "WyrcanFleet", "WyrcanHTTP", "Yams",
+                "WyrcanChain", "WyrcanFleet", "WyrcanHTTP", "CSQLite", "Yams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -82,7 +82,7 @@ import WyrcanHTTP
             """, file: "fleet.yaml")
         return BootServer(store: InventoryStore(fixed: inventory, logger: .init(label: "t")), state: FleetState(),
                           assets: AssetHandler(root: "/nonexistent"), pinner: ImagePinner(options: RegistryOptions(), workDirectory: "/nonexistent", logger: Logger(label: "t") { _ in log }),
-                          publicURL: nil, logger: Logger(label: "t") { _ in log })
+                          tokens: ReportTokens(secret: Array(repeating: 7, count: 32), allowUnauthenticated: true), publicURL: nil, logger: Logger(label: "t") { _ in log })
     }
 
     func report(_ server: BootServer, _ mac: String, _ body: String) -> Int {

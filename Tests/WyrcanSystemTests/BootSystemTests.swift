@@ -119,7 +119,7 @@ import WyrcanTestSupport
         let rig = try Self.rig()
         // A fleet server on loopback receives the boot reports.
         let serve = try ServeSystemTests.Server(name: "boot-reports")
-        let report = "http://10.0.2.2:\(serve.port)/v1/report/52:54:00:12:34:56"
+        let report = try ServeSystemTests.reportURL(port: serve.port, mac: "52:54:00:12:34:56")
         let cmdline = "console=ttyS0 wyr.img=\(rig.guestRegistry)/test/hello wyr.insecure=\(rig.guestRegistry) wyr.report=\(report) "
             + #"wyr.arg="quiet log-buf-len=1M" wyr.arg=print-fatal-signals=1 wyr.arg="motd='two words'""#
         let (console, seconds) = try rig.boot("direct", cmdline: cmdline)

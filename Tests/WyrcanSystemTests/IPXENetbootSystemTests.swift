@@ -26,7 +26,7 @@ import Testing
             """
         try inventory.write(toFile: dir + "/fleet.yaml", atomically: true, encoding: .utf8)
         let port = Sys.freePort()
-        let server = try Background(Sys.binary("wyrcan-serve"), ["--config", dir + "/fleet.yaml", "--assets", dir + "/assets", "--http", "127.0.0.1:\(port)"], log: dir + "/serve.log")
+        let server = try Background(Sys.binary("wyrcan-serve"), ["--config", dir + "/fleet.yaml", "--assets", dir + "/assets", "--state", dir + "/state.db", "--http", "127.0.0.1:\(port)"], log: dir + "/serve.log")
         defer { server.stop() }
         try Sys.waitFor("wyrcan-serve") { (try? Sys.sh("curl -sf http://127.0.0.1:\(port)/healthz").stdout) == "ok\n" }
         // What the guest must see: the cmdline as the guest reaches the server (10.0.2.2).

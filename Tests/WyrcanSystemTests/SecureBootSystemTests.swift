@@ -40,8 +40,14 @@ import Testing
                 "--server", "https://10.0.2.2:\(uefi.httpsPort)", "--server-ca", uefi.pki.caCert,
                 "--sign-key", dbKey, "--sign-cert", SecureBootSystemTests.dbCert, "--output", uefi.dir + "/assets/wyrcan-signed.efi",
             ]), "build-uki --sign-key")
-            // From a disk: the Debian-signed image, reports to the server, a rescue shell after the failure.
-            let report = "http://10.0.2.2:\(uefi.httpPort)/v1/report/\(SecureBootSystemTests.espMac)"
+            try uefi.addHosts("""
+                  "\(SecureBootSystemTests.httpsMac)": {image: \(registry)/test/signed-hello, args: [secure=1]}
+                  "\(SecureBootSystemTests.espMac)": {image: \(registry)/test/hello}
+
+                """, mac: SecureBootSystemTests.espMac)
+            // From a disk: the Debian-signed image, reports to the server (a boot's token, baked
+            // in), a rescue shell after the failure.
+            let report = try ServeSystemTests.reportURL(port: uefi.httpPort, mac: SecureBootSystemTests.espMac)
             let unsigned = dir + "/esp.efi"
             try Sys.succeeded(try Sys.run(Sys.root + "/scripts/build-uki", [
                 "--cmdline", "console=ttyS0 wyr.img=\(registry)/test/hello wyr.insecure=\(registry) wyr.report=\(report) wyr.rescue", "--output", unsigned,
@@ -54,11 +60,6 @@ import Testing
             unsignedESP = try Self.esp(unsigned)
             tamperedESP = try Self.esp(dir + "/esp-tampered.efi")
             loaderESP = try Self.loaderESP(in: dir, uki: dir + "/esp-signed.efi", key: dbKey)
-            try uefi.addHosts("""
-                  "\(SecureBootSystemTests.httpsMac)": {image: \(registry)/test/signed-hello, args: [secure=1]}
-                  "\(SecureBootSystemTests.espMac)": {image: \(registry)/test/hello}
-
-                """, mac: SecureBootSystemTests.espMac)
         }
 
         /// A FAT disk with `efi` as EFI/BOOT/BOOTX64.EFI.

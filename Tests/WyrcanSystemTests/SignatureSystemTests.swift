@@ -289,7 +289,7 @@ extension SignatureSystemTests {
     func anUnsignedImageIsRefusedWithoutWyrVerify() throws {
         let rig = try Self.rig()
         let serve = try ServeSystemTests.Server(name: "signature-reports")
-        let report = "http://10.0.2.2:\(serve.port)/v1/report/52:54:00:12:34:56"
+        let report = try ServeSystemTests.reportURL(port: serve.port, mac: "52:54:00:12:34:56")
         let console = try rig.boot("unsigned", cmdline: "console=ttyS0 wyr.img=\(rig.guestRegistry)/test/hello wyr.insecure=\(rig.guestRegistry) wyr.report=\(report)",
                                    until: ["● Rebooting", "WYRCAN-BOOT-MARKER"])
         #expect(console.contains("● Failure: \(rig.guestRegistry)/test/hello@sha256:"), "console:\n\(console.suffix(3000))")

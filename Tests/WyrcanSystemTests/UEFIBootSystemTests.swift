@@ -54,7 +54,7 @@ import Testing
 
                 """.write(toFile: dir + "/fleet.yaml", atomically: true, encoding: .utf8)
             server = try Background(Sys.binary("wyrcan-serve"), [
-                "--config", dir + "/fleet.yaml", "--assets", dir + "/assets", "--http", "127.0.0.1:\(httpPort)",
+                "--config", dir + "/fleet.yaml", "--assets", dir + "/assets", "--state", dir + "/state.db", "--http", "127.0.0.1:\(httpPort)",
                 "--https", "127.0.0.1:\(httpsPort)", "--cert", pki.serverCert, "--key", pki.serverKey, "--tls-profile", "uefi",
             ], log: dir + "/serve.log")
             let port = httpPort

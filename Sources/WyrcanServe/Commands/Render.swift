@@ -50,7 +50,8 @@ struct Render: ParsableCommand {
             throw ExitCode(1)
         }
         var server = BootServer(store: InventoryStore(fixed: inventory, logger: .init(label: "render")), state: FleetState(), assets: AssetHandler(root: "/nonexistent"),
-                                pinner: try pinner(inventory), publicURL: publicURL, logger: .init(label: "render"))
+                                pinner: try pinner(inventory), tokens: ReportTokens(secret: [], allowUnauthenticated: false),
+                                publicURL: publicURL, logger: .init(label: "render"))
         server.tls = TLSListener(port: 0, pin: try pin(), publicURL: serverURL)
         let path = ["ipxe": "/ipxe", "cmdline": "/cmdline", "json": "/v1/boot/\(mac)", "config": "/v1/config/\(mac)"][format]!
         let request = HTTPServerRequest(method: "GET", path: path, query: [("mac", mac)], headers: [:], body: [], isTLS: format == "config")

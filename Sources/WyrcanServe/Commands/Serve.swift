@@ -91,6 +91,18 @@ struct Serve: ParsableCommand {
 
     @OptionGroup var registries: PinningRegistryOptions
 
+    @Option(help: ArgumentHelp("The state store: an SQLite file (created if missing) holding every boot report, each host's boots and the report tokens' secret.", valueName: "PATH"))
+    var state: String = "wyrcan-serve.db"
+
+    @Option(help: ArgumentHelp("Boots kept per host in the state store (older ones and their reports are removed).", valueName: "N"))
+    var keepBoots: Int = 50
+
+    @Option(help: ArgumentHelp("This server's name in stored reports (default: the host name).", valueName: "NAME"))
+    var replica: String?
+
+    @Flag(help: "Take reports without a boot token too (the spelling before tokens: any machine can report for any MAC).")
+    var allowUnauthenticatedReports = false
+
     func validate() throws {
         if http == nil && https == nil { throw ValidationError("give --http ADDR:PORT and/or --https ADDR:PORT") }
         if https != nil && !selfSigned && (cert == nil || key == nil) { throw ValidationError("--https needs --cert and --key (or --self-signed)") }
@@ -102,6 +114,7 @@ struct Serve: ParsableCommand {
             throw ValidationError("--server-url must be an https:// URL without spaces or a query")
         }
         if let https, https.hasSuffix(":0") { throw ValidationError("--https needs a port: machines are sent to it") }
+        if keepBoots < 1 { throw ValidationError("--keep-boots must be 1 or more") }
         if resolveInterval < 0 { throw ValidationError("--resolve-interval must be 0 (start and reload only) or more seconds") }
         if serverURL != nil && https == nil { throw ValidationError("--server-url names the --https listener: give --https too") }
         if let publicURL, !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) || publicURL.contains(" ") || publicURL.contains("${") {
@@ -122,7 +135,8 @@ struct Serve: ParsableCommand {
             throw ExitCode(1)
         }
         Self.raiseOpenFilesLimit(to: 2 * connections + 256)
-        var server = BootServer(store: store, state: FleetState(), assets: AssetHandler(root: assets), pinner: pinner, publicURL: publicURL, logger: logger)
+        let (fleet, tokens) = try openState(known: { store.inventory.hosts[$0] != nil }, logger: logger)
+        var server = BootServer(store: store, state: fleet, assets: AssetHandler(root: assets), pinner: pinner, tokens: tokens, publicURL: publicURL, logger: logger)
         var listeners: [HTTPServer] = []
         do {
             if let https {
@@ -159,6 +173,20 @@ struct Serve: ParsableCommand {
         DispatchQueue.global().async { store.whileSteady { pinner.refresh($0, reason: "start") } }
         let resolve = resolveInterval > 0 ? Self.repeating(every: resolveInterval) { store.whileSteady { pinner.refresh($0, reason: "interval") } } : nil
         withExtendedLifetime((listeners, signals, watch, resolve)) { dispatchMain() }
+    }
+
+    /// The state store, the reports it holds, and the report tokens' secret.
+    func openState(known: (MACAddress) -> Bool, logger: Logger) throws -> (FleetState, ReportTokens) {
+        do throws(StateError) {
+            let stateStore = try SQLiteStateStore(path: state, keepBoots: keepBoots)
+            let fleet = FleetState(store: stateStore, replica: replica ?? ProcessInfo.processInfo.hostName)
+            try fleet.restore(known: known)
+            let tokens = ReportTokens(secret: try stateStore.reportSecret(), allowUnauthenticated: allowUnauthenticatedReports)
+            logger.info("state in \(state) (SQLite): \(fleet.reportingHosts) hosts with reports")
+            return (fleet, tokens)
+        } catch {
+            throw ValidationError("--state \(state): \(error.description)")
+        }
     }
 
     /// SIGHUP reloads; SIGTERM and SIGINT stop. (The sources must be kept alive.)

@@ -13,6 +13,6 @@ struct WyrcanServe: ParsableCommand {
             with the host's full Wyrcan cmdline from the inventory. Run without a subcommand to serve.
             """,
         version: WyrcanVersion.string,
-        subcommands: [Serve.self, Check.self, Render.self, Cmdline.self],
+        subcommands: [Serve.self, Check.self, Render.self, Cmdline.self, Hosts.self],
         defaultSubcommand: Serve.self)
 }

@@ -23,10 +23,22 @@ extension BootServer {
         else {
             return .text(400, "body must be JSON {\"stage\": \(FleetState.stages.sorted().joined(separator: "|")), \"detail\": \"…\"}\n")
         }
+        let boot: String
+        switch tokens.check(mac: mac, boot: r.queryValue("boot"), token: r.queryValue("token")) {
+        case .success(let id): boot = id
+        case .failure(let refusal):
+            state.countRejectedReport()
+            return .text(403, "\(mac): report refused: \(refusal.reason)\n")
+        }
         let detail = (object["detail"] as? String).map { String($0.prefix(2000)) }
         let image = (object["image"] as? String).map { String($0.prefix(512)) }
         let security = (object["security"] as? String).map { String($0.prefix(200)) }
-        state.record(mac: mac, known: known, stage: stage, detail: detail, image: image, security: security)
+        do throws(StateError) {
+            try state.record(mac: mac, known: known, boot: boot, stage: stage, detail: detail, image: image, security: security)
+        } catch {
+            logger.error("\(mac): report not stored: \(error.description)")
+            return HTTPServerResponse(status: 503, headers: [("Retry-After", "5")], body: .bytes(Array("report not stored: \(error.description)\n".utf8)))
+        }
         // (A report's text is the reporter's: escaped, so it cannot forge log lines.)
         logger.info("\(mac): \(stage)\(detail.map { ": " + Message.quoted($0, limit: 300, quotes: false) } ?? "")")
         return .text(204, "")
@@ -66,6 +78,35 @@ extension BootServer {
             if let i = report.image { last["image"] = i }
             if let s = report.security { last["security"] = s }
             entry["lastReport"] = last
+        }
+        return entry
+    }
+
+    /// `GET /v1/hosts/MAC[?limit=N]`: the host's entry and its last boots (newest first), each
+    /// with its reports and their seconds since the boot's script or config was served.
+    func host(_ r: HTTPServerRequest, mac text: String) -> HTTPServerResponse {
+        guard let mac = MACAddress(text) else { return .text(400, "bad MAC address\n") }
+        let inventory = store.inventory
+        var entry = hostEntry(mac, inventory: inventory, report: state.lastReport(mac))
+        let limit = r.queryValue("limit").flatMap { Int($0) }.map { min(max($0, 1), 500) } ?? 50
+        do throws(StateError) {
+            entry["boots"] = try (state.store?.boots(of: mac, limit: limit) ?? []).map(Self.bootEntry)
+        } catch {
+            return .text(503, "\(error.description)\n")
+        }
+        let data = (try? JSONSerialization.data(withJSONObject: entry, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])) ?? Data()
+        return HTTPServerResponse(status: 200, headers: [("Content-Type", "application/json")], body: .bytes(Array(data)))
+    }
+
+    static func bootEntry(_ boot: BootRecord) -> [String: Any] {
+        var entry: [String: Any] = ["boot": boot.boot, "images": boot.images]
+        if let served = boot.served { entry["served"] = StoredReport.iso8601(served) }
+        entry["reports"] = boot.reports.map { report in
+            var item: [String: Any] = ["stage": report.stage, "received": StoredReport.iso8601(report.received), "replica": report.replica]
+            if let served = boot.served { item["seconds"] = Double(report.received - served) / 1000 }
+            if let d = report.detail { item["detail"] = d }
+            if let i = report.image { item["image"] = i }
+            return item
         }
         return entry
     }

@@ -18,6 +18,8 @@ struct BootServer: Sendable {
     let assets: AssetHandler
     /// Images handed out by digest only (`pin:`, `verify:`).
     let pinner: ImagePinner
+    /// Boot ids and the tokens that authenticate reports.
+    let tokens: ReportTokens
     /// Base URL machines use to reach this server; nil derives it from the request's Host.
     let publicURL: String?
     /// The HTTPS listener, which serves `/v1/config` (secrets), when there is one.
@@ -45,10 +47,11 @@ struct BootServer: Sendable {
         if path == "/boot.efi" { return ("boot.efi", get(r) ?? bootEFI(r)) }
         if path.hasPrefix("/v1/report/") { return ("v1/report", report(r, mac: String(path.dropFirst(11)))) }
         if path == "/v1/hosts" { return ("v1/hosts", get(r) ?? hosts(r)) }
+        if path.hasPrefix("/v1/hosts/") { return ("v1/hosts/mac", get(r) ?? host(r, mac: String(path.dropFirst(10)))) }
         if path.hasPrefix("/assets/") { return ("assets", assets.respond(r, relative: String(path.dropFirst(8)))) }
         if path == "/metrics" { return ("metrics", get(r) ?? .text(200, state.metrics() + pinner.metrics(), contentType: "text/plain; version=0.0.4")) }
         if path == "/healthz" { return ("healthz", .text(200, "ok\n")) }
-        return ("other", .text(404, "not found: try /boot.ipxe, /ipxe?mac=MAC, /cmdline?mac=MAC, /v1/boot/MAC, /v1/config/MAC, /boot.efi, /v1/hosts, /assets/…, /metrics\n"))
+        return ("other", .text(404, "not found: try /boot.ipxe, /ipxe?mac=MAC, /cmdline?mac=MAC, /v1/boot/MAC, /v1/config/MAC, /boot.efi, /v1/hosts, /v1/hosts/MAC, /assets/…, /metrics\n"))
     }
 
     private func get(_ r: HTTPServerRequest) -> HTTPServerResponse? {
@@ -107,7 +110,15 @@ struct BootServer: Sendable {
         }
     }
 
-    private func reportURL(_ base: String, _ mac: MACAddress) -> String { "\(base)/v1/report/\(mac)" }
+    private func reportURL(_ base: String, _ mac: MACAddress) -> String { ReportTokens.urlTemplate(base: base, mac: mac) }
+
+    /// A rendered answer for one new boot: its id and token filled in, the boot noted in the store.
+    private func startBoot(_ text: String, mac: MACAddress, images: [String]?) -> String {
+        guard text.contains(ReportTokens.bootMarker) else { return text }
+        let boot = ReportTokens.newBoot()
+        state.store?.bootServed(mac: mac, boot: boot, images: images ?? [], at: StoredReport.now())
+        return tokens.fill(text, mac: mac, boot: boot)
+    }
 
     private func bootstrap(_ r: HTTPServerRequest) -> HTTPServerResponse {
         guard let base = baseURL(r) else { return .text(400, "bad Host header\n") }
@@ -122,7 +133,7 @@ struct BootServer: Sendable {
         let endpoint = tls?.endpoint(for: r)?.url ?? ""
         if let text = mac, let m = MACAddress(text), let hit = cache.get("\(generation)|ipxe|\(m)|\(base)|\(endpoint)") {
             state.countBoot(m, known: inventory.hosts[m] != nil)
-            return .text(200, hit)
+            return .text(200, startBoot(hit, mac: m, images: state.given(m)))
         }
         switch config(mac) {
         case .answer(let response): return response
@@ -134,7 +145,7 @@ struct BootServer: Sendable {
             state.countBoot(c.mac, known: known, given: c.images)
             let script = IPXEScript.host(c, baseURL: base, cmdline: cmdline)
             cache.set("\(generation)|ipxe|\(c.mac)|\(base)|\(endpoint)", script)
-            return .text(200, script)
+            return .text(200, startBoot(script, mac: c.mac, images: c.images))
         }
     }
 
@@ -144,7 +155,7 @@ struct BootServer: Sendable {
         case .answer(let response): return response
         case .found(let c, _):
             guard c.mode == .boot else { return .text(404, "\(c.mac) boots from disk (mode: exit)\n") }
-            do throws(RenderError) { return .text(200, try publicCmdline(c, r, base: base) + "\n") } catch {
+            do throws(RenderError) { return .text(200, startBoot(try publicCmdline(c, r, base: base), mac: c.mac, images: c.images) + "\n") } catch {
                 return .text(503, error.reason + "\n")
             }
         }
@@ -158,7 +169,7 @@ struct BootServer: Sendable {
         case .found(let c, let known):
             guard c.mode == .boot, let release = c.release else { return .text(404, "\(c.mac) boots from disk (mode: exit)\n") }
             let text: String
-            do throws(RenderError) { text = try publicCmdline(c, r, base: base) } catch { return .text(503, error.reason + "\n") }
+            do throws(RenderError) { text = startBoot(try publicCmdline(c, r, base: base), mac: c.mac, images: c.images) } catch { return .text(503, error.reason + "\n") }
             state.countBoot(c.mac, known: known, given: c.images)
             let body: [String: Any] = ["kernel": "\(base)/assets/\(release.kernel)", "initrd": ["\(base)/assets/\(release.initrd)"], "cmdline": text]
             let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
@@ -181,7 +192,7 @@ struct BootServer: Sendable {
         case .found(let c, let known):
             guard c.mode == .boot else { return .text(200, "wyr.mode=exit\n") }
             do throws(RenderError) {
-                let text = try c.cmdline(reportURL: reportURL(endpoint.url, c.mac))
+                let text = startBoot(try c.cmdline(reportURL: reportURL(endpoint.url, c.mac)), mac: c.mac, images: c.images)
                 state.countBoot(c.mac, known: known, given: c.images)
                 return HTTPServerResponse(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")],
                                           body: .bytes(Array((text + "\n").utf8)))

@@ -27,17 +27,47 @@ final class FleetState: Sendable {
         var unknown: Set<MACAddress> = []
     }
     private let reports = Locked(Reports())
+    /// Where reports are kept across restarts (nil: in memory only, for `render`).
+    let store: (any StateStore)?
+    /// This server's name in stored reports (several replicas may share a store).
+    let replica: String
+    /// Reports refused for a missing or wrong token.
+    private let rejectedReports = Locked<Int>(0)
+
+    init(store: (any StateStore)? = nil, replica: String = ProcessInfo.processInfo.hostName) {
+        self.store = store
+        self.replica = replica
+    }
+
+    /// Loads each host's last report from the store (at start).
+    func restore(known: (MACAddress) -> Bool) throws(StateError) {
+        guard let store else { return }
+        for (r, count) in try store.lastReports() {
+            remember(r.mac, known: known(r.mac), Report(stage: r.stage, detail: r.detail, image: r.image, security: r.security,
+                                                         received: StoredReport.iso8601(r.received), count: count))
+        }
+    }
     private let counters = Locked<[String: Int]>([:])
     /// Boot counters per MAC, how many of them are for MACs the inventory does not list, and
     /// the images each was last handed.
     private let boots = Locked<(counts: [String: Int], unknown: Int, given: [MACAddress: [String]])>(([:], 0, [:]))
     private let bytes = Locked<Int64>(0)
 
-    func record(mac: MACAddress, known: Bool, stage: String, detail: String?, image: String?, security: String?) {
-        let received = Self.now()
+    /// Stores a report (durably, with a store) and keeps it as the host's last.
+    func record(mac: MACAddress, known: Bool, boot: String, stage: String, detail: String?, image: String?, security: String?) throws(StateError) {
+        let received = StoredReport.now()
+        try store?.append(StoredReport(mac: mac, boot: boot, stage: stage, detail: detail, image: image, security: security, received: received, replica: replica))
+        let count = reports.withLock { ($0.last[mac]?.count ?? 0) + 1 }
+        remember(mac, known: known, Report(stage: stage, detail: detail, image: image, security: security, received: StoredReport.iso8601(received), count: count))
+    }
+
+    func countRejectedReport() { rejectedReports.withLock { $0 += 1 } }
+
+    /// Keeps `report` as `mac`'s last, forgetting the oldest unlisted MACs past the limit.
+    private func remember(_ mac: MACAddress, known: Bool, _ report: Report) {
         reports.withLock { r in
             let isNew = r.last[mac] == nil
-            r.last[mac] = Report(stage: stage, detail: detail, image: image, security: security, received: received, count: (r.last[mac]?.count ?? 0) + 1)
+            r.last[mac] = report
             // A MAC the inventory lists now (after a reload) is no longer one to forget.
             if known {
                 if r.unknown.remove(mac) != nil { r.unknownOrder.removeAll { $0 == mac } }
@@ -57,6 +87,8 @@ final class FleetState: Sendable {
     }
 
     func lastReport(_ mac: MACAddress) -> Report? { reports.withLock { $0.last[mac] } }
+
+    var reportingHosts: Int { reports.withLock { $0.last.count } }
 
     /// Up to `limit` reports after `after`, in MAC order.
     func reports(after: MACAddress?, limit: Int) -> [MACAddress: Report] {
@@ -102,11 +134,8 @@ final class FleetState: Sendable {
             out += "wyrcan_host_boots_total{mac=\"\(mac)\"} \(n)\n"
         }
         out += "# HELP wyrcan_hosts_reporting Hosts that sent a boot report.\n# TYPE wyrcan_hosts_reporting gauge\nwyrcan_hosts_reporting \(reports.withLock { $0.last.count })\n"
+        out += "# HELP wyrcan_reports_rejected_total Reports refused (403) for a missing or wrong token.\n# TYPE wyrcan_reports_rejected_total counter\nwyrcan_reports_rejected_total \(rejectedReports.withLock { $0 })\n"
         return out
     }
 
-    static func now() -> String {
-        let f = ISO8601DateFormatter()
-        return f.string(from: Date())
-    }
 }

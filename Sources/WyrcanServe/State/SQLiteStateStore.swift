@@ -1,0 +1,186 @@
+import Dispatch
+import Foundation
+import WyrcanChain
+
+/// The state store in one SQLite file (WAL mode): zero setup, one server. Writes go through one
+/// writer thread that commits whatever has queued up in one transaction (group commit), so a
+/// report is acknowledged only once committed, and a burst of reports costs few commits. With
+/// `synchronous=NORMAL` a commit reaches the file (the WAL) before it is acknowledged: a killed
+/// server loses nothing it acknowledged; a power loss can lose the last commits.
+final class SQLiteStateStore: StateStore, @unchecked Sendable {
+    /// The schema's migrations, in order; `PRAGMA user_version` counts those applied.
+    static let migrations: [String] = [
+        """
+        CREATE TABLE reports (id INTEGER PRIMARY KEY, mac TEXT NOT NULL, boot TEXT NOT NULL, stage TEXT NOT NULL,
+                              detail TEXT, image TEXT, security TEXT, received INTEGER NOT NULL, replica TEXT NOT NULL);
+        CREATE INDEX reports_by_host ON reports (mac, id);
+        CREATE TABLE boots (mac TEXT NOT NULL, boot TEXT NOT NULL, started INTEGER NOT NULL, served INTEGER, images TEXT,
+                            PRIMARY KEY (mac, boot));
+        CREATE TABLE settings (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+        """,
+    ]
+    /// Reports without a boot id (`--allow-unauthenticated-reports`) kept per host.
+    static let keptReportsWithoutBoot = 200
+
+    let path: String
+    let keepBoots: Int
+    private let writer: SQLiteDatabase
+    private let reader: SQLiteDatabase
+    private let queue = Locked<[PendingWrite]>([])
+    private let wake = DispatchSemaphore(value: 0)
+
+    init(path: String, keepBoots: Int) throws(StateError) {
+        self.path = path
+        self.keepBoots = keepBoots
+        writer = try SQLiteDatabase(path: path)
+        try writer.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON")
+        try Self.migrate(writer)
+        reader = try SQLiteDatabase(path: path, readOnly: true)
+        let thread = Thread { [self] in writeForever() }
+        thread.name = "state-writer"
+        thread.start()
+    }
+
+    /// Applies the migrations the file has not had yet, in one transaction.
+    static func migrate(_ db: SQLiteDatabase) throws(StateError) {
+        try db.transaction { () throws(StateError) in
+            let applied = Int(try db.query("PRAGMA user_version").first?.first?.integer ?? 0)
+            guard applied <= migrations.count else {
+                throw StateError(operation: "open \(db.path)", message: "schema version \(applied) is newer than this wyrcan-serve knows (\(migrations.count)): use a newer wyrcan-serve")
+            }
+            for migration in migrations.dropFirst(applied) { try db.execute(migration) }
+            try db.execute("PRAGMA user_version = \(migrations.count)")
+        }
+    }
+
+    // MARK: - Writes
+
+    /// A write waiting for the writer thread; `done` is signalled once it is committed (or failed).
+    final class PendingWrite: @unchecked Sendable {
+        enum Item {
+            case report(StoredReport)
+            case boot(mac: MACAddress, boot: String, images: [String], at: Int64)
+        }
+        let item: Item
+        let done: DispatchSemaphore?
+        var error: StateError?
+        init(_ item: Item, waited: Bool) {
+            self.item = item
+            done = waited ? DispatchSemaphore(value: 0) : nil
+        }
+    }
+
+    func append(_ report: StoredReport) throws(StateError) {
+        let pending = PendingWrite(.report(report), waited: true)
+        queue.withLock { $0.append(pending) }
+        wake.signal()
+        pending.done?.wait()
+        if let error = pending.error { throw error }
+    }
+
+    /// Boot notes waiting past this many are dropped (a flood of script requests must not grow
+    /// the queue without bound; reports, which are waited for, are never dropped).
+    static let maximumQueuedBootNotes = 50_000
+
+    func bootServed(mac: MACAddress, boot: String, images: [String], at: Int64) {
+        let queued = queue.withLock { q in
+            guard q.count < Self.maximumQueuedBootNotes else { return false }
+            q.append(PendingWrite(.boot(mac: mac, boot: boot, images: images, at: at), waited: false))
+            return true
+        }
+        if queued { wake.signal() }
+    }
+
+    private func writeForever() {
+        while true {
+            wake.wait()
+            let batch = queue.withLock { q in defer { q.removeAll(keepingCapacity: true) }; return q }
+            guard !batch.isEmpty else { continue }
+            var failure: StateError? = nil
+            do throws(StateError) { try writer.locked { () throws(StateError) in try write(batch) } } catch { failure = error }
+            for pending in batch {
+                pending.error = failure
+                pending.done?.signal()
+            }
+        }
+    }
+
+    private func write(_ batch: [PendingWrite]) throws(StateError) {
+        try writer.transaction { () throws(StateError) in
+            var hosts = Set<MACAddress>()
+            for pending in batch {
+                switch pending.item {
+                case .report(let r):
+                    try writer.query("INSERT INTO reports (mac, boot, stage, detail, image, security, received, replica) VALUES (?,?,?,?,?,?,?,?)",
+                                     [.text(r.mac.description), .text(r.boot), .text(r.stage), Self.value(r.detail), Self.value(r.image),
+                                      Self.value(r.security), .integer(r.received), .text(r.replica)])
+                    if !r.boot.isEmpty {
+                        try writer.query("INSERT OR IGNORE INTO boots (mac, boot, started) VALUES (?,?,?)", [.text(r.mac.description), .text(r.boot), .integer(r.received)])
+                    }
+                    hosts.insert(r.mac)
+                case .boot(let mac, let boot, let images, let at):
+                    try writer.query("INSERT INTO boots (mac, boot, started, served, images) VALUES (?,?,?,?,?) ON CONFLICT (mac, boot) DO UPDATE SET served = excluded.served, images = excluded.images",
+                                     [.text(mac.description), .text(boot), .integer(at), .integer(at), .text(images.joined(separator: "\n"))])
+                    hosts.insert(mac)
+                }
+            }
+            for mac in hosts { try prune(mac) }
+        }
+    }
+
+    /// Keeps a host's last `keepBoots` boots (and their reports), and its last reports without one.
+    private func prune(_ mac: MACAddress) throws(StateError) {
+        let host: SQLiteValue = .text(mac.description)
+        try writer.query("DELETE FROM boots WHERE mac = ?1 AND boot NOT IN (SELECT boot FROM boots WHERE mac = ?1 ORDER BY started DESC LIMIT ?2)", [host, .integer(Int64(keepBoots))])
+        try writer.query("DELETE FROM reports WHERE mac = ?1 AND boot != '' AND boot NOT IN (SELECT boot FROM boots WHERE mac = ?1)", [host])
+        try writer.query("DELETE FROM reports WHERE mac = ?1 AND boot = '' AND id NOT IN (SELECT id FROM reports WHERE mac = ?1 AND boot = '' ORDER BY id DESC LIMIT ?2)",
+                         [host, .integer(Int64(Self.keptReportsWithoutBoot))])
+    }
+
+    static func value(_ text: String?) -> SQLiteValue { text.map { .text($0) } ?? .null }
+
+    // MARK: - Reads
+
+    func lastReports() throws(StateError) -> [(report: StoredReport, count: Int)] {
+        let rows = try reader.locked { () throws(StateError) in
+            try reader.query("""
+                SELECT r.mac, r.boot, r.stage, r.detail, r.image, r.security, r.received, r.replica, c.n
+                FROM reports r JOIN (SELECT mac, MAX(id) AS id, COUNT(*) AS n FROM reports GROUP BY mac) c ON r.id = c.id
+                """)
+        }
+        return rows.compactMap { row in Self.report(row).map { ($0, Int(row[8].integer ?? 1)) } }
+    }
+
+    func boots(of mac: MACAddress, limit: Int) throws(StateError) -> [BootRecord] {
+        let host: SQLiteValue = .text(mac.description)
+        let (bootRows, reportRows) = try reader.locked { () throws(StateError) in
+            (try reader.query("SELECT boot, served, images FROM boots WHERE mac = ? ORDER BY started DESC LIMIT ?", [host, .integer(Int64(limit))]),
+             try reader.query("SELECT mac, boot, stage, detail, image, security, received, replica FROM reports WHERE mac = ? ORDER BY id", [host]))
+        }
+        let reports = Dictionary(grouping: reportRows.compactMap(Self.report), by: \.boot)
+        return bootRows.map { row in
+            let boot = row[0].text ?? ""
+            return BootRecord(boot: boot, served: row[1].integer, images: (row[2].text ?? "").split(separator: "\n").map(String.init), reports: reports[boot] ?? [])
+        }
+    }
+
+    static func report(_ row: [SQLiteValue]) -> StoredReport? {
+        guard let mac = row[0].text.flatMap(MACAddress.init), let boot = row[1].text, let stage = row[2].text else { return nil }
+        return StoredReport(mac: mac, boot: boot, stage: stage, detail: row[3].text, image: row[4].text, security: row[5].text,
+                            received: row[6].integer ?? 0, replica: row[7].text ?? "")
+    }
+
+    func reportSecret() throws(StateError) -> [UInt8] {
+        try writer.locked { () throws(StateError) in
+            try writer.transaction { () throws(StateError) in
+                if let stored = try writer.query("SELECT value FROM settings WHERE key = 'report-secret'").first?.first?.bytes, stored.count == 32 {
+                    return stored
+                }
+                var generator = SystemRandomNumberGenerator()
+                let secret = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                try writer.query("INSERT OR REPLACE INTO settings (key, value) VALUES ('report-secret', ?)", [.blob(secret)])
+                return secret
+            }
+        }
+    }
+}
