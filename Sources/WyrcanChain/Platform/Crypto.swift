@@ -68,25 +68,41 @@ public final class Digester {
     }
 }
 
-/// HMAC over libcrypto's EVP_MAC (HMAC_CTX is deprecated in OpenSSL 3).
-public enum HMAC {
-    public static func sha256(key: [UInt8], message: [UInt8]) throws(CryptoError) -> [UInt8] {
+/// An HMAC-SHA256 key set up once (EVP_MAC fetched, the key scheduled): each use copies the
+/// prepared context, so signing many short messages (report tokens) costs no fetch or lock.
+public final class HMACKey: @unchecked Sendable {
+    /// Read-only after init; `EVP_MAC_CTX_dup` gives every call its own context.
+    private let prepared: OpaquePointer
+
+    public init(_ key: [UInt8]) throws(CryptoError) {
         guard let mac = EVP_MAC_fetch(nil, "HMAC", nil) else { throw .last("EVP_MAC_fetch(HMAC)") }
         defer { EVP_MAC_free(mac) }
         guard let ctx = EVP_MAC_CTX_new(mac) else { throw .last("EVP_MAC_CTX_new") }
-        defer { EVP_MAC_CTX_free(ctx) }
         var params = [wyr_ossl_param_digest("SHA256"), wyr_ossl_param_end()]
-        let initOK = key.withUnsafeBufferPointer { k in
-            EVP_MAC_init(ctx, k.baseAddress, k.count, &params) == 1
+        guard key.withUnsafeBufferPointer({ EVP_MAC_init(ctx, $0.baseAddress, $0.count, &params) }) == 1 else {
+            EVP_MAC_CTX_free(ctx)
+            throw .last("EVP_MAC_init")
         }
-        guard initOK else { throw .last("EVP_MAC_init") }
-        guard message.withUnsafeBufferPointer({ EVP_MAC_update(ctx, $0.baseAddress, $0.count) }) == 1 else {
-            throw .last("EVP_MAC_update")
-        }
+        prepared = ctx
+    }
+
+    deinit { EVP_MAC_CTX_free(prepared) }
+
+    public func sha256(_ message: [UInt8]) throws(CryptoError) -> [UInt8] {
+        guard let ctx = EVP_MAC_CTX_dup(prepared) else { throw .last("EVP_MAC_CTX_dup") }
+        defer { EVP_MAC_CTX_free(ctx) }
+        guard message.withUnsafeBufferPointer({ EVP_MAC_update(ctx, $0.baseAddress, $0.count) }) == 1 else { throw .last("EVP_MAC_update") }
         var out = [UInt8](repeating: 0, count: 64)
         var length = 0
         guard EVP_MAC_final(ctx, &out, &length, out.count) == 1 else { throw .last("EVP_MAC_final") }
         return Array(out.prefix(length))
+    }
+}
+
+/// HMAC over libcrypto's EVP_MAC (HMAC_CTX is deprecated in OpenSSL 3).
+public enum HMAC {
+    public static func sha256(key: [UInt8], message: [UInt8]) throws(CryptoError) -> [UInt8] {
+        try HMACKey(key).sha256(message)
     }
 }
 

@@ -112,12 +112,10 @@ struct BootServer: Sendable {
 
     private func reportURL(_ base: String, _ mac: MACAddress) -> String { ReportTokens.urlTemplate(base: base, mac: mac) }
 
-    /// A rendered answer for one new boot: its id and token filled in, the boot noted in the store.
-    private func startBoot(_ text: String, mac: MACAddress, images: [String]?) -> String {
-        guard text.contains(ReportTokens.bootMarker) else { return text }
-        let boot = ReportTokens.newBoot()
-        state.store?.bootServed(mac: mac, boot: boot, images: images ?? [], at: StoredReport.now())
-        return tokens.fill(text, mac: mac, boot: boot)
+    /// A rendered answer for one new boot: its id (which holds the time) and token filled in.
+    /// Nothing is written per answer: the boot is stored with its first report.
+    private func startBoot(_ text: String, mac: MACAddress) -> String {
+        tokens.fill(text, mac: mac, boot: ReportTokens.newBoot())
     }
 
     private func bootstrap(_ r: HTTPServerRequest) -> HTTPServerResponse {
@@ -133,7 +131,7 @@ struct BootServer: Sendable {
         let endpoint = tls?.endpoint(for: r)?.url ?? ""
         if let text = mac, let m = MACAddress(text), let hit = cache.get("\(generation)|ipxe|\(m)|\(base)|\(endpoint)") {
             state.countBoot(m, known: inventory.hosts[m] != nil)
-            return .text(200, startBoot(hit, mac: m, images: state.given(m)))
+            return .text(200, startBoot(hit, mac: m))
         }
         switch config(mac) {
         case .answer(let response): return response
@@ -145,7 +143,7 @@ struct BootServer: Sendable {
             state.countBoot(c.mac, known: known, given: c.images)
             let script = IPXEScript.host(c, baseURL: base, cmdline: cmdline)
             cache.set("\(generation)|ipxe|\(c.mac)|\(base)|\(endpoint)", script)
-            return .text(200, startBoot(script, mac: c.mac, images: c.images))
+            return .text(200, startBoot(script, mac: c.mac))
         }
     }
 
@@ -155,7 +153,7 @@ struct BootServer: Sendable {
         case .answer(let response): return response
         case .found(let c, _):
             guard c.mode == .boot else { return .text(404, "\(c.mac) boots from disk (mode: exit)\n") }
-            do throws(RenderError) { return .text(200, startBoot(try publicCmdline(c, r, base: base), mac: c.mac, images: c.images) + "\n") } catch {
+            do throws(RenderError) { return .text(200, startBoot(try publicCmdline(c, r, base: base), mac: c.mac) + "\n") } catch {
                 return .text(503, error.reason + "\n")
             }
         }
@@ -169,7 +167,7 @@ struct BootServer: Sendable {
         case .found(let c, let known):
             guard c.mode == .boot, let release = c.release else { return .text(404, "\(c.mac) boots from disk (mode: exit)\n") }
             let text: String
-            do throws(RenderError) { text = startBoot(try publicCmdline(c, r, base: base), mac: c.mac, images: c.images) } catch { return .text(503, error.reason + "\n") }
+            do throws(RenderError) { text = startBoot(try publicCmdline(c, r, base: base), mac: c.mac) } catch { return .text(503, error.reason + "\n") }
             state.countBoot(c.mac, known: known, given: c.images)
             let body: [String: Any] = ["kernel": "\(base)/assets/\(release.kernel)", "initrd": ["\(base)/assets/\(release.initrd)"], "cmdline": text]
             let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
@@ -192,7 +190,7 @@ struct BootServer: Sendable {
         case .found(let c, let known):
             guard c.mode == .boot else { return .text(200, "wyr.mode=exit\n") }
             do throws(RenderError) {
-                let text = startBoot(try c.cmdline(reportURL: reportURL(endpoint.url, c.mac)), mac: c.mac, images: c.images)
+                let text = startBoot(try c.cmdline(reportURL: reportURL(endpoint.url, c.mac)), mac: c.mac)
                 state.countBoot(c.mac, known: known, given: c.images)
                 return HTTPServerResponse(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")],
                                           body: .bytes(Array((text + "\n").utf8)))

@@ -56,7 +56,8 @@ final class FleetState: Sendable {
     /// Stores a report (durably, with a store) and keeps it as the host's last.
     func record(mac: MACAddress, known: Bool, boot: String, stage: String, detail: String?, image: String?, security: String?) throws(StateError) {
         let received = StoredReport.now()
-        try store?.append(StoredReport(mac: mac, boot: boot, stage: stage, detail: detail, image: image, security: security, received: received, replica: replica))
+        try store?.append(StoredReport(mac: mac, boot: boot, stage: stage, detail: detail, image: image, security: security, received: received, replica: replica),
+                          served: ReportTokens.servedTime(of: boot), images: given(mac) ?? [])
         let count = reports.withLock { ($0.last[mac]?.count ?? 0) + 1 }
         remember(mac, known: known, Report(stage: stage, detail: detail, image: image, security: security, received: StoredReport.iso8601(received), count: count))
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import WyrcanChain
 
 /// Each served script or config starts a boot: it gets an id, and its `wyr.report` URL carries
@@ -7,11 +8,18 @@ import WyrcanChain
 /// Answers are rendered (and cached) with markers in place of the id and token; `fill` puts in a
 /// fresh boot's.
 struct ReportTokens: Sendable {
-    let secret: [UInt8]
+    /// The secret, prepared once (a token per answer must cost little); nil refuses every token.
+    private let key: HMACKey?
     /// Reports without a token are taken too (the spelling before tokens; boots are not told apart).
     let allowUnauthenticated: Bool
 
+    init(secret: [UInt8], allowUnauthenticated: Bool) {
+        key = try? HMACKey(secret)
+        self.allowUnauthenticated = allowUnauthenticated
+    }
+
     static let bootMarker = "WYRCAN-BOOT-ID"
+    private static let bootCounter = Atomic<UInt16>(UInt16.random(in: 0...UInt16.max))
     static let tokenMarker = "WYRCAN-REPORT-TOKEN"
 
     /// `BASE/v1/report/MAC?boot=…&token=…` with the markers.
@@ -19,22 +27,58 @@ struct ReportTokens: Sendable {
         "\(base)/v1/report/\(mac)?boot=\(bootMarker)&token=\(tokenMarker)"
     }
 
-    /// A new boot id: 16 hex digits.
-    static func newBoot() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) }.hexString
+    /// A new boot id: 16 hex digits, the time it was served (milliseconds, 12 digits) and 4
+    /// random ones — so that when the boot began is known without writing anything per answer.
+    static func newBoot(at milliseconds: Int64 = StoredReport.now()) -> String {
+        let time = UInt64(milliseconds & 0xFFFF_FFFF_FFFF)
+        // (A counter, not random bytes: only uniqueness is needed — the token authenticates —
+        // and a getrandom call per answer shows in the script rate.)
+        let random = UInt64(bootCounter.wrappingAdd(1, ordering: .relaxed).newValue)
+        let bytes = (0..<8).map { i in UInt8(truncatingIfNeeded: ((time << 16) | random) >> (56 - 8 * UInt64(i))) }
+        return bytes.hexString
+    }
+
+    /// When the boot `boot` was served (milliseconds since 1970).
+    static func servedTime(of boot: String) -> Int64? {
+        boot.count == 16 ? Int64(boot.prefix(12), radix: 16) : nil
     }
 
     func token(mac: MACAddress, boot: String) -> String {
-        let mac = (try? HMAC.sha256(key: secret, message: Array("\(mac)|\(boot)".utf8))) ?? []
+        let mac = (try? key?.sha256(Array("\(mac)|\(boot)".utf8))) ?? []
         return Array(mac.prefix(16)).hexString
     }
 
     /// `text` with the markers replaced by `boot`'s id and token (nothing to do without them).
+    /// (Bytes: this runs for every script served, and Foundation's string search is slow.)
     func fill(_ text: String, mac: MACAddress, boot: String) -> String {
-        guard text.contains(Self.bootMarker) else { return text }
-        return text.replacingOccurrences(of: Self.bootMarker, with: boot)
-            .replacingOccurrences(of: Self.tokenMarker, with: token(mac: mac, boot: boot))
+        let bytes = Array(text.utf8)
+        let bootMarker = Array(Self.bootMarker.utf8), tokenMarker = Array(Self.tokenMarker.utf8)
+        let replacements = [(bootMarker, Array(boot.utf8)), (tokenMarker, Array(token(mac: mac, boot: boot).utf8))]
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + 32)
+        bytes.withUnsafeBufferPointer { buffer in
+            var i = 0
+            while i < buffer.count {
+                // (Both markers start with 'W'.)
+                guard let at = buffer[i...].firstIndex(of: UInt8(ascii: "W")) else {
+                    out.append(contentsOf: buffer[i...])
+                    break
+                }
+                out.append(contentsOf: buffer[i..<at])
+                if let (marker, value) = replacements.first(where: { Self.occurs($0.0, in: buffer, at: at) }) {
+                    out += value
+                    i = at + marker.count
+                } else {
+                    out.append(buffer[at])
+                    i = at + 1
+                }
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func occurs(_ needle: [UInt8], in haystack: UnsafeBufferPointer<UInt8>, at i: Int) -> Bool {
+        i + needle.count <= haystack.count && haystack[i..<(i + needle.count)].elementsEqual(needle)
     }
 
     /// Why a report's `boot`/`token` are not accepted, or nil (with the boot id to file it under).
@@ -42,7 +86,8 @@ struct ReportTokens: Sendable {
         guard let boot, let token else {
             return allowUnauthenticated ? .success("") : .failure(.init(reason: "a report needs the boot= and token= its wyr.report URL carries (or serve with --allow-unauthenticated-reports)"))
         }
-        guard boot.count == 16, boot.allSatisfy(\.isHexDigit), Self.constantTimeEqual(Array(token.utf8), Array(self.token(mac: mac, boot: boot).utf8)) else {
+        let expected = self.token(mac: mac, boot: boot)
+        guard boot.count == 16, boot.allSatisfy(\.isHexDigit), expected.count == 32, Self.constantTimeEqual(Array(token.utf8), Array(expected.utf8)) else {
             return .failure(.init(reason: "the token is not this host's for this boot"))
         }
         return .success(boot)

@@ -55,40 +55,24 @@ final class SQLiteStateStore: StateStore, @unchecked Sendable {
 
     // MARK: - Writes
 
-    /// A write waiting for the writer thread; `done` is signalled once it is committed (or failed).
+    /// A report waiting for the writer thread; `done` is signalled once it is committed (or failed).
     final class PendingWrite: @unchecked Sendable {
-        enum Item {
-            case report(StoredReport)
-            case boot(mac: MACAddress, boot: String, images: [String], at: Int64)
-        }
-        let item: Item
-        let done: DispatchSemaphore?
+        let report: StoredReport
+        let served: Int64?
+        let images: [String]
+        let done = DispatchSemaphore(value: 0)
         var error: StateError?
-        init(_ item: Item, waited: Bool) {
-            self.item = item
-            done = waited ? DispatchSemaphore(value: 0) : nil
+        init(_ report: StoredReport, served: Int64?, images: [String]) {
+            (self.report, self.served, self.images) = (report, served, images)
         }
     }
 
-    func append(_ report: StoredReport) throws(StateError) {
-        let pending = PendingWrite(.report(report), waited: true)
+    func append(_ report: StoredReport, served: Int64?, images: [String]) throws(StateError) {
+        let pending = PendingWrite(report, served: served, images: images)
         queue.withLock { $0.append(pending) }
         wake.signal()
-        pending.done?.wait()
+        pending.done.wait()
         if let error = pending.error { throw error }
-    }
-
-    /// Boot notes waiting past this many are dropped (a flood of script requests must not grow
-    /// the queue without bound; reports, which are waited for, are never dropped).
-    static let maximumQueuedBootNotes = 50_000
-
-    func bootServed(mac: MACAddress, boot: String, images: [String], at: Int64) {
-        let queued = queue.withLock { q in
-            guard q.count < Self.maximumQueuedBootNotes else { return false }
-            q.append(PendingWrite(.boot(mac: mac, boot: boot, images: images, at: at), waited: false))
-            return true
-        }
-        if queued { wake.signal() }
     }
 
     private func writeForever() {
@@ -100,7 +84,7 @@ final class SQLiteStateStore: StateStore, @unchecked Sendable {
             do throws(StateError) { try writer.locked { () throws(StateError) in try write(batch) } } catch { failure = error }
             for pending in batch {
                 pending.error = failure
-                pending.done?.signal()
+                pending.done.signal()
             }
         }
     }
@@ -109,20 +93,16 @@ final class SQLiteStateStore: StateStore, @unchecked Sendable {
         try writer.transaction { () throws(StateError) in
             var hosts = Set<MACAddress>()
             for pending in batch {
-                switch pending.item {
-                case .report(let r):
-                    try writer.query("INSERT INTO reports (mac, boot, stage, detail, image, security, received, replica) VALUES (?,?,?,?,?,?,?,?)",
-                                     [.text(r.mac.description), .text(r.boot), .text(r.stage), Self.value(r.detail), Self.value(r.image),
-                                      Self.value(r.security), .integer(r.received), .text(r.replica)])
-                    if !r.boot.isEmpty {
-                        try writer.query("INSERT OR IGNORE INTO boots (mac, boot, started) VALUES (?,?,?)", [.text(r.mac.description), .text(r.boot), .integer(r.received)])
-                    }
-                    hosts.insert(r.mac)
-                case .boot(let mac, let boot, let images, let at):
-                    try writer.query("INSERT INTO boots (mac, boot, started, served, images) VALUES (?,?,?,?,?) ON CONFLICT (mac, boot) DO UPDATE SET served = excluded.served, images = excluded.images",
-                                     [.text(mac.description), .text(boot), .integer(at), .integer(at), .text(images.joined(separator: "\n"))])
-                    hosts.insert(mac)
+                let r = pending.report
+                try writer.query("INSERT INTO reports (mac, boot, stage, detail, image, security, received, replica) VALUES (?,?,?,?,?,?,?,?)",
+                                 [.text(r.mac.description), .text(r.boot), .text(r.stage), Self.value(r.detail), Self.value(r.image),
+                                  Self.value(r.security), .integer(r.received), .text(r.replica)])
+                if !r.boot.isEmpty {
+                    try writer.query("INSERT OR IGNORE INTO boots (mac, boot, started, served, images) VALUES (?,?,?,?,?)",
+                                     [.text(r.mac.description), .text(r.boot), .integer(pending.served ?? r.received), pending.served.map { .integer($0) } ?? .null,
+                                      .text(pending.images.joined(separator: "\n"))])
                 }
+                hosts.insert(r.mac)
             }
             for mac in hosts { try prune(mac) }
         }

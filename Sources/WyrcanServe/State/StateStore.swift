@@ -27,10 +27,10 @@ struct BootRecord: Sendable {
 /// Where wyrcan-serve keeps the fleet's state across restarts: every report, each host's boots,
 /// the secret its report tokens are made with.
 protocol StateStore: Sendable {
-    /// Stores a report; when this returns it survives a `kill -9` of the server.
-    func append(_ report: StoredReport) throws(StateError)
-    /// Notes that a boot began (a script or config was served); not waited for.
-    func bootServed(mac: MACAddress, boot: String, images: [String], at: Int64)
+    /// Stores a report, and its boot if it is the first of it (`served`: when its script or
+    /// config was served; `images`: what the host was given). When this returns the report
+    /// survives a `kill -9` of the server.
+    func append(_ report: StoredReport, served: Int64?, images: [String]) throws(StateError)
     /// Each host's last report and how many it has stored.
     func lastReports() throws(StateError) -> [(report: StoredReport, count: Int)]
     /// A host's most recent boots, newest first.
