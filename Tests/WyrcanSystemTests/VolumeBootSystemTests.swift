@@ -168,7 +168,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: extra + "/etc/systemd/system/multi-user.target.wants", withIntermediateDirectories: true)
         try """
             [Unit]
-            After=wyrcan-volumes.service network-online.target
+            After=wyrcan-volumes.service network-online.target wyrcan-up.service
             Wants=network-online.target
             [Service]
             Type=oneshot
@@ -182,9 +182,12 @@ import Testing
         let inserted = try Sys.run("/usr/bin/umoci", ["insert", "--image", layout + ":latest", extra, "/"])
         guard inserted.status == 0 else { throw SysError("umoci insert: \(inserted.stderr)") }
         try rig.registry.push(layout: layout, tag: "latest", to: "examples/debian")
+        // Reports to wyrcan-serve: the booted system's own `up` comes through the injected unit.
+        let serve = try ServeSystemTests.Server(name: "up-\(onCacheDisk)")
+        let report = try ServeSystemTests.reportURL(port: serve.port, mac: "52:54:00:12:34:56")
         let cmdline = "console=ttyS0 wyr.img=\(rig.guestRegistry)/examples/debian wyr.insecure=\(rig.guestRegistry) "
             + "wyr.s3=store,http://10.0.2.2:\(s3.port),\(LocalS3.accessKey),\(LocalS3.secretKey) "
-            + "wyr.volume=notes,mirror=store/bucket/vm1,pull_on=boot,push_on=shutdown"
+            + "wyr.volume=notes,mirror=store/bucket/vm1,pull_on=boot,push_on=shutdown wyr.report=\(report)"
             + (onCacheDisk ? " wyr.cache=/dev/vda,format" : "")
         let disk = rig.dir + "/systemd-cache.img"
         try? FileManager.default.removeItem(atPath: disk)
@@ -195,6 +198,11 @@ import Testing
         #expect(first.contains("VOLUME-WROTE"), "\(first.suffix(3000))")
         #expect(first.contains("Stopped") && first.contains("wyrcan-volumes"), "\(first.suffix(3000))")
         #expect(try s3.aws("s3 cp s3://bucket/vm1/boot1.txt -").stdout == "written under systemd\n")
+        let host = try JSONSerialization.jsonObject(with: Data(try Sys.sh("curl -s http://127.0.0.1:\(serve.port)/v1/hosts/52:54:00:12:34:56").stdout.utf8)) as? [String: Any]
+        let boot = (host?["boots"] as? [[String: Any]])?.first
+        let stages = (boot?["reports"] as? [[String: Any]])?.compactMap { $0["stage"] as? String } ?? []
+        #expect(stages.first == "booting" && stages.contains("kexec") && stages.last == "up" && boot?["duration"] is Double, "\(String(describing: host))")
+        #expect(try Sys.sh("curl -s http://127.0.0.1:\(serve.port)/metrics").stdout.contains("wyrcan_boot_duration_seconds_count 1\n"))
 
         let (second, _) = try rig.boot(name + "-2", cmdline: cmdline, timeout: 300, disk: onCacheDisk ? disk : nil)
         #expect(second.contains("VOLUME-FOUND: written under systemd"), "\(second.suffix(3000))")

@@ -72,12 +72,16 @@ extension BootAttempt {
 
     /// Volumes into the initrd, the next cmdline, EFI persistence, then kexec.
     func kexec(into image: Reference, _ artifacts: BootArtifacts) throws(BootAgent.BootFailure) {
-        let hooks = VolumeHooks(args: args)
-        if hooks.isNeeded { try hooks.apply(toInitrd: artifacts.initrdPath, image: artifacts.imageEntries) }
         let next: String
         do throws(CmdlineError) { next = try args.nextCmdline(imageCmdline: artifacts.cmdline, verifiedWith: verifiedWith) } catch {
             throw BootAgent.BootFailure(description: error.description, retryable: false)
         }
+        var hooks = VolumeHooks(args: args)
+        // The booted system reports `up`; a Wyrcan stage booting next reports for itself.
+        if let url = reporter.url, (try? WyrcanArgs(parsing: next))?.image == nil {
+            hooks.upReport = UpReport(url: url, pin: reporter.options.pinnedPublicKey, caFile: reporter.options.caFile)
+        }
+        if hooks.isNeeded { try hooks.apply(toInitrd: artifacts.initrdPath, image: artifacts.imageEntries) }
         if args.efi == .write { storeConfig() }
         // The initrd as kexec will read it: with the volumes' segment, if any.
         let needed = (FileSystem.size(artifacts.initrdPath) ?? artifacts.initrdBytes) + artifacts.kernelBytes + (32 << 20)

@@ -3,7 +3,8 @@ import WyrcanChain
 import Glibc
 #endif
 
-/// Wyrcan's side of `wyr.volume` across the kexec boundary. Before kexec it builds an overlay
+/// Wyrcan's side of `wyr.volume` (and of `wyr.report`'s `up`, +UpReport) across the kexec
+/// boundary. Before kexec it builds an overlay
 /// and appends it to the next initrd as one more cpio archive, which the kernel unpacks over the
 /// image:
 /// - `pull_on=boot`: the volume's files at its `path`, with their sync state — or, with
@@ -25,10 +26,13 @@ struct VolumeHooks {
     static let cacheUnit = "wyrcan-cache.service"
     static let mountScript = "/usr/lib/wyrcan/mount-volumes"
 
+    /// `wyr.report` for the booted system (nil: a Wyrcan stage boots next, or no report URL).
+    var upReport: UpReport? = nil
+
     var pulled: [VolumeSpec] { args.volumes.filter { $0.pullOn.contains(.boot) } }
     /// Volumes the injected agent pushes (push_on=boot is Wyrcan's own, at the next boot).
     var pushed: [VolumeSpec] { args.volumes.filter { $0.pushOn.contains { $0 != .boot } } }
-    var isNeeded: Bool { !pulled.isEmpty || !pushed.isEmpty || (args.cache != nil && !args.volumes.isEmpty) }
+    var isNeeded: Bool { !pulled.isEmpty || !pushed.isEmpty || (args.cache != nil && !args.volumes.isEmpty) || upReport != nil }
 
     /// Builds the overlay and appends it to `initrd`, respecting the image's directories.
     func apply(toInitrd initrd: String, image: [String: ArchiveEntryInfo]) throws(BootAgent.BootFailure) {
@@ -61,8 +65,9 @@ struct VolumeHooks {
         do throws(FileError) {
             if let cache { try injectMounts(cache) }
             if !pushed.isEmpty { try injectPusher(afterCache: cache != nil) }
+            if let upReport { try injectUpReport(upReport) }
         } catch {
-            throw .init(description: "could not prepare the volume agent: \(error)", retryable: false)
+            throw .init(description: "could not prepare the hooks for the booted system: \(error)", retryable: false)
         }
         let segment = BootAgent.workDirectory + "/volumes.cpio"
         do throws(ArchiveError) { try DirectoryArchiver.archive(root: overlay, to: segment, compression: .none, over: image) } catch {
@@ -72,7 +77,7 @@ struct VolumeHooks {
         do throws(FileError) { try DirectoryArchiver.append(segment, to: initrd) } catch {
             throw .init(description: "could not add the volumes to the initrd: \(error)")
         }
-        Console.detail("volumes added to the initrd (\(TransferProgress.megabytes(FileSystem.size(segment) ?? 0)))")
+        Console.detail("\(args.volumes.isEmpty ? "" : "volumes and ")hooks added to the initrd (\(TransferProgress.megabytes(FileSystem.size(segment) ?? 0)))")
     }
 
     func client(for volume: VolumeSpec) throws(BootAgent.BootFailure) -> S3Client {

@@ -100,7 +100,11 @@ extension BootServer {
 
     static func bootEntry(_ boot: BootRecord) -> [String: Any] {
         var entry: [String: Any] = ["boot": boot.boot, "images": boot.images]
-        if let served = boot.served { entry["served"] = StoredReport.iso8601(served) }
+        if let served = boot.served {
+            entry["served"] = StoredReport.iso8601(served)
+            // Script served → the booted system's `up`.
+            if let up = boot.reports.first(where: { $0.stage == "up" }) { entry["duration"] = Double(up.received - served) / 1000 }
+        }
         entry["reports"] = boot.reports.map { report in
             var item: [String: Any] = ["stage": report.stage, "received": StoredReport.iso8601(report.received), "replica": report.replica]
             if let served = boot.served { item["seconds"] = Double(report.received - served) / 1000 }

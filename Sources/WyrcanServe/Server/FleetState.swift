@@ -14,7 +14,9 @@ final class FleetState: Sendable {
         var count: Int
     }
 
-    static let stages: Set<String> = ["booting", "network", "pulling", "converted", "kexec", "exit", "failure", "efi"]
+    static let stages: Set<String> = ["booting", "network", "pulling", "converted", "kexec", "exit", "failure", "efi", "up"]
+    /// Upper bounds (seconds) of the boot-duration histogram: script served → `up`.
+    static let durationBuckets: [Double] = [15, 30, 60, 120, 300, 600, 1200, 3600]
     /// Reporting MACs the inventory does not list (with `unknown: default` or `exit`): the
     /// oldest are forgotten past this many, so bogus reports cannot crowd out real hosts.
     static let maximumUnknownHosts = 10_000
@@ -33,6 +35,8 @@ final class FleetState: Sendable {
     let replica: String
     /// Reports refused for a missing or wrong token.
     private let rejectedReports = Locked<Int>(0)
+    /// Boot durations (script served → `up`): counts per bucket (the last: above them all), sum.
+    private let durations = Locked<(counts: [Int], sum: Double)>((Array(repeating: 0, count: FleetState.durationBuckets.count + 1), 0))
 
     init(store: (any StateStore)? = nil, replica: String = ProcessInfo.processInfo.hostName) {
         self.store = store
@@ -58,6 +62,13 @@ final class FleetState: Sendable {
         let received = StoredReport.now()
         try store?.append(StoredReport(mac: mac, boot: boot, stage: stage, detail: detail, image: image, security: security, received: received, replica: replica),
                           served: ReportTokens.servedTime(of: boot), images: given(mac) ?? [])
+        if stage == "up", let served = ReportTokens.servedTime(of: boot), received >= served {
+            let seconds = Double(received - served) / 1000
+            durations.withLock { d in
+                d.counts[Self.durationBuckets.firstIndex { seconds <= $0 } ?? Self.durationBuckets.count] += 1
+                d.sum += seconds
+            }
+        }
         let count = reports.withLock { ($0.last[mac]?.count ?? 0) + 1 }
         remember(mac, known: known, Report(stage: stage, detail: detail, image: image, security: security, received: StoredReport.iso8601(received), count: count))
     }
@@ -135,6 +146,15 @@ final class FleetState: Sendable {
             out += "wyrcan_host_boots_total{mac=\"\(mac)\"} \(n)\n"
         }
         out += "# HELP wyrcan_hosts_reporting Hosts that sent a boot report.\n# TYPE wyrcan_hosts_reporting gauge\nwyrcan_hosts_reporting \(reports.withLock { $0.last.count })\n"
+        let (counts, sum) = durations.withLock { ($0.counts, $0.sum) }
+        out += "# HELP wyrcan_boot_duration_seconds Boots from the script or config served to the booted system's up report.\n# TYPE wyrcan_boot_duration_seconds histogram\n"
+        var cumulative = 0
+        for (i, bound) in Self.durationBuckets.enumerated() {
+            cumulative += counts[i]
+            out += "wyrcan_boot_duration_seconds_bucket{le=\"\(Int(bound))\"} \(cumulative)\n"
+        }
+        cumulative += counts[Self.durationBuckets.count]
+        out += "wyrcan_boot_duration_seconds_bucket{le=\"+Inf\"} \(cumulative)\nwyrcan_boot_duration_seconds_sum \(sum)\nwyrcan_boot_duration_seconds_count \(cumulative)\n"
         out += "# HELP wyrcan_reports_rejected_total Reports refused (403) for a missing or wrong token.\n# TYPE wyrcan_reports_rejected_total counter\nwyrcan_reports_rejected_total \(rejectedReports.withLock { $0 })\n"
         return out
     }
