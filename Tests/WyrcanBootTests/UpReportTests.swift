@@ -72,4 +72,18 @@ import WyrcanChain
         let added = [script, unit].compactMap { FileSystem.size($0) }.reduce(0, +)
         #expect(added < 3000, "the hook adds \(added) bytes")
     }
+
+    /// A report server trusted by its key pin alone: curl checks the pin, not a chain (-k), and
+    /// wget (which would check neither) is not used.
+    @Test func aPinnedServerIsReachedWithCurlOnly() throws {
+        let dir = try FileSystem.temporaryDirectory(prefix: "up-pin")
+        defer { FileSystem.removeTree(dir) }
+        var hooks = VolumeHooks(args: WyrcanArgs())
+        hooks.overlay = dir
+        let pin = "sha256//" + String(repeating: "A", count: 43) + "="
+        try hooks.injectUpReport(UpReport(url: "https://10.0.2.2:8443/v1/report/52:54:00:12:34:56?boot=0123456789abcdef&token=t0", pin: pin, caFile: nil))
+        let text = try String(contentsOfFile: dir + VolumeHooks.upScript, encoding: .utf8)
+        #expect(text.contains("curl -fsS -m 10 -k --pinnedpubkey '\(pin)' -X POST") && text.contains("elif false; then"), "\(text)")
+        #expect(!text.contains("could not reach $url"))
+    }
 }

@@ -82,7 +82,7 @@ import WyrcanHTTP
             """, file: "fleet.yaml")
         return BootServer(store: InventoryStore(fixed: inventory, logger: .init(label: "t")), state: FleetState(),
                           assets: AssetHandler(root: "/nonexistent"), pinner: ImagePinner(options: RegistryOptions(), workDirectory: "/nonexistent", logger: Logger(label: "t") { _ in log }),
-                          tokens: ReportTokens(secret: Array(repeating: 7, count: 32), allowUnauthenticated: true), publicURL: nil, logger: Logger(label: "t") { _ in log })
+                          tokens: try ReportTokens(secret: Array(repeating: 7, count: 32), allowUnauthenticated: true), publicURL: nil, logger: Logger(label: "t") { _ in log })
     }
 
     func report(_ server: BootServer, _ mac: String, _ body: String) -> Int {
@@ -95,7 +95,7 @@ import WyrcanHTTP
             _ = report(server, MACAddress(bytes: [0x02, 0, UInt8(i >> 16 & 0xFF), UInt8(i >> 8 & 0xFF), UInt8(i & 0xFF), 9])!.description, #"{"stage": "booting"}"#)
         }
         #expect(report(server, "52:54:00:00:00:01", #"{"stage": "kexec"}"#) == 204)
-        #expect(server.state.lastReport(MACAddress("52:54:00:00:00:01")!)?.stage == "kexec")
+        #expect(server.state.lastReport(MACAddress("52:54:00:00:00:01")!)?.last.stage == "kexec")
         // The oldest unknown ones were forgotten, the newest kept.
         #expect(server.state.lastReport(MACAddress(bytes: [0x02, 0, 0, 0, 0, 9])!) == nil)
         let all = server.state.reports(after: nil, limit: .max)
@@ -118,7 +118,7 @@ import WyrcanHTTP
         let text = String(decoding: body, as: UTF8.self)
         #expect(text.contains(#""security" : "Secure Boot on, kernel lockdown integrity""#), "\(text)")
         #expect(report(server, mac, #"{"stage": "kexec", "security": "\#(String(repeating: "x", count: 5000))"}"#) == 204)
-        #expect(server.state.lastReport(MACAddress(mac)!)?.security?.count == 200)
+        #expect(server.state.lastReport(MACAddress(mac)!)?.last.security?.count == 200)
     }
 
     @Test func hostsArePagedInMACOrder() throws {

@@ -78,7 +78,7 @@ import WyrcanHTTP
             """)
         let pinner = ImagePinner(options: RegistryOptions(), workDirectory: "/nonexistent", logger: .init(label: "t"))
         let server = BootServer(store: InventoryStore(fixed: inventory, logger: .init(label: "t")), state: FleetState(),
-                                assets: AssetHandler(root: "/nonexistent"), pinner: pinner, tokens: ReportTokens(secret: Array(repeating: 7, count: 32), allowUnauthenticated: true), publicURL: nil, logger: .init(label: "t"))
+                                assets: AssetHandler(root: "/nonexistent"), pinner: pinner, tokens: try ReportTokens(secret: Array(repeating: 7, count: 32), allowUnauthenticated: true), publicURL: nil, logger: .init(label: "t"))
         func get(_ mac: String) -> HTTPServerResponse {
             server.handle(HTTPServerRequest(method: "GET", path: "/ipxe", query: [("mac", mac)], headers: ["host": "10.0.2.2:8080"], isTLS: false))
         }
@@ -103,7 +103,7 @@ import WyrcanHTTP
         let pinner = ImagePinner(options: options, workDirectory: "/nonexistent", logger: .init(label: "t"))
         pinner.refresh(inventory, reason: "test")
         let server = BootServer(store: InventoryStore(fixed: inventory, logger: .init(label: "t")), state: FleetState(),
-                                assets: AssetHandler(root: "/nonexistent"), pinner: pinner, tokens: ReportTokens(secret: Array(repeating: 7, count: 32), allowUnauthenticated: true), publicURL: nil, logger: .init(label: "t"))
+                                assets: AssetHandler(root: "/nonexistent"), pinner: pinner, tokens: try ReportTokens(secret: Array(repeating: 7, count: 32), allowUnauthenticated: true), publicURL: nil, logger: .init(label: "t"))
         func get(_ path: String) -> (Int, String) {
             let r = server.handle(HTTPServerRequest(method: "GET", path: path, query: [("mac", "52:54:00:00:00:01")], headers: ["host": "10.0.2.2:8080"], isTLS: false))
             guard case .bytes(let body) = r.body else { return (r.status, "") }

@@ -26,7 +26,7 @@ import WyrcanHTTP
     func server(tls: Bool) throws -> BootServer {
         let inventory = try InventoryLoader.load(text: Self.inventory, file: "fleet.yaml")
         var server = BootServer(store: InventoryStore(fixed: inventory, logger: .init(label: "t")), state: FleetState(),
-                                assets: AssetHandler(root: "/nonexistent"), pinner: ImagePinner(options: RegistryOptions(), workDirectory: "/nonexistent", logger: .init(label: "t")), tokens: ReportTokens(secret: Array(repeating: 7, count: 32), allowUnauthenticated: true), publicURL: nil, logger: .init(label: "t"))
+                                assets: AssetHandler(root: "/nonexistent"), pinner: ImagePinner(options: RegistryOptions(), workDirectory: "/nonexistent", logger: .init(label: "t")), tokens: try ReportTokens(secret: Array(repeating: 7, count: 32), allowUnauthenticated: true), publicURL: nil, logger: .init(label: "t"))
         if tls { server.tls = TLSListener(port: 8443, pin: Self.pin, publicURL: nil) }
         return server
     }

@@ -45,6 +45,13 @@ import WyrcanChain
             let boots = try store.boots(of: Self.mac, limit: 10)
             #expect(boots.map(\.boot) == ["0000000000000005", "0000000000000004", "0000000000000003"])
             #expect(try store.lastReports().first?.count == 3)
+            // A replayed URL cannot grow one boot past its cap; reports without a boot are shown too.
+            for i in 0..<(SQLiteStateStore.keptReportsPerBoot + 20) { try store.append(report("0000000000000005", "pulling", at: Int64(10_000 + i)), served: 5000, images: []) }
+            try store.append(report("", "failure", at: 20_000), served: nil, images: [])
+            let after = try store.boots(of: Self.mac, limit: 10)
+            #expect(after.first?.reports.count == SQLiteStateStore.keptReportsPerBoot && after.last?.boot == "" && after.last?.reports.count == 1)
+            let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+            #expect(mode == 0o600)
         }
     }
 
@@ -73,7 +80,7 @@ import WyrcanChain
     }
 
     @Test func tokensBindTheHostAndTheBoot() throws {
-        let tokens = ReportTokens(secret: Array(repeating: 1, count: 32), allowUnauthenticated: false)
+        let tokens = try ReportTokens(secret: Array(repeating: 1, count: 32), allowUnauthenticated: false)
         let boot = ReportTokens.newBoot(at: 1_700_000_000_123)
         #expect(ReportTokens.servedTime(of: boot) == 1_700_000_000_123)
         let token = tokens.token(mac: Self.mac, boot: boot)
@@ -83,7 +90,7 @@ import WyrcanChain
             #expect(throws: ReportRefusal.self) { try tokens.check(mac: mac, boot: b, token: t).get() }
         }
         #expect(throws: ReportRefusal.self) { try tokens.check(mac: Self.mac, boot: nil, token: nil).get() }
-        let open = ReportTokens(secret: Array(repeating: 1, count: 32), allowUnauthenticated: true)
+        let open = try ReportTokens(secret: Array(repeating: 1, count: 32), allowUnauthenticated: true)
         #expect(try open.check(mac: Self.mac, boot: nil, token: nil).get() == "")
         let text = "wyr.report=" + ReportTokens.urlTemplate(base: "http://s", mac: Self.mac)
         #expect(tokens.fill(text, mac: Self.mac, boot: boot) == "wyr.report=http://s/v1/report/\(Self.mac)?boot=\(boot)&token=\(token)")

@@ -65,7 +65,10 @@ struct VolumeHooks {
         do throws(FileError) {
             if let cache { try injectMounts(cache) }
             if !pushed.isEmpty { try injectPusher(afterCache: cache != nil) }
-            if let upReport { try injectUpReport(upReport) }
+            if let upReport {
+                // (Best effort, like every report: a hook that cannot be written never stops a boot.)
+                do throws(FileError) { try injectUpReport(upReport) } catch { Console.detail("no up report from the booted system: \(error)") }
+            }
         } catch {
             throw .init(description: "could not prepare the hooks for the booted system: \(error)", retryable: false)
         }
@@ -163,7 +166,7 @@ struct VolumeHooks {
         guard symlink("../\(name)", system + "/\(target).wants/" + name) == 0 else { throw .last("symlink", name) }
     }
 
-    private func copy(_ from: String, to: String, mode: mode_t) throws(FileError) {
+    func copy(_ from: String, to: String, mode: mode_t) throws(FileError) {
         try FileHandleFD.read(from).copyRemaining(to: FileHandleFD.create(to, mode: mode))
     }
 }

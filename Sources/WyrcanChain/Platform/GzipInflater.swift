@@ -5,7 +5,7 @@ import Glibc
 
 /// Which library inflates gzip layers.
 public enum GzipEngine: String, Sendable {
-    /// Intel's ISA-L (igzip): several times zlib's speed on x86-64 and arm64.
+    /// Intel's ISA-L (igzip): faster than zlib's inflate (optimized for x86-64 and arm64).
     case isal
     case zlib
 

@@ -24,8 +24,8 @@ struct Hosts: ParsableCommand {
 
     func run() throws {
         guard FileSystem.exists(state) else { throw ValidationError("--state \(state): no such file (wyrcan-serve creates it when it starts)") }
-        let store: SQLiteStateStore
-        do throws(StateError) { store = try SQLiteStateStore(path: state, keepBoots: Int.max) } catch { throw ValidationError(error.description) }
+        let store: SQLiteStateReader
+        do throws(StateError) { store = try SQLiteStateReader(path: state) } catch { throw ValidationError(error.description) }
         let host = try mac.map { text in
             guard let m = MACAddress(text) else { throw ValidationError("--mac \(text): not a MAC address") }
             return m

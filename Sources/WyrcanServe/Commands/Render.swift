@@ -50,7 +50,7 @@ struct Render: ParsableCommand {
             throw ExitCode(1)
         }
         var server = BootServer(store: InventoryStore(fixed: inventory, logger: .init(label: "render")), state: FleetState(), assets: AssetHandler(root: "/nonexistent"),
-                                pinner: try pinner(inventory), tokens: ReportTokens(secret: [], allowUnauthenticated: false),
+                                pinner: try pinner(inventory), tokens: try ReportTokens(secret: Array(repeating: 0, count: 32), allowUnauthenticated: false),
                                 publicURL: publicURL, logger: .init(label: "render"))
         server.tls = TLSListener(port: 0, pin: try pin(), publicURL: serverURL)
         let path = ["ipxe": "/ipxe", "cmdline": "/cmdline", "json": "/v1/boot/\(mac)", "config": "/v1/config/\(mac)"][format]!

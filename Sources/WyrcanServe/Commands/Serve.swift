@@ -181,7 +181,11 @@ struct Serve: ParsableCommand {
             let stateStore = try SQLiteStateStore(path: state, keepBoots: keepBoots)
             let fleet = FleetState(store: stateStore, replica: replica ?? ProcessInfo.processInfo.hostName)
             try fleet.restore(known: known)
-            let tokens = ReportTokens(secret: try stateStore.reportSecret(), allowUnauthenticated: allowUnauthenticatedReports)
+            let secret = try stateStore.reportSecret()
+            let tokens: ReportTokens
+            do throws(CryptoError) { tokens = try ReportTokens(secret: secret, allowUnauthenticated: allowUnauthenticatedReports) } catch {
+                throw StateError(operation: "report tokens", message: error.description)
+            }
             logger.info("state in \(state) (SQLite): \(fleet.reportingHosts) hosts with reports")
             return (fleet, tokens)
         } catch {

@@ -73,10 +73,11 @@ extension BootServer {
         }
         if let given = state.given(mac) { entry["given"] = given }
         if let report {
-            var last: [String: Any] = ["stage": report.stage, "received": report.received, "count": report.count]
-            if let d = report.detail { last["detail"] = d }
-            if let i = report.image { last["image"] = i }
-            if let s = report.security { last["security"] = s }
+            let r = report.last
+            var last: [String: Any] = ["stage": r.stage, "received": StoredReport.iso8601(r.received), "count": report.count]
+            if let d = r.detail { last["detail"] = d }
+            if let i = r.image { last["image"] = i }
+            if let s = r.security { last["security"] = s }
             entry["lastReport"] = last
         }
         return entry

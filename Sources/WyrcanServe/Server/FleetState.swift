@@ -4,13 +4,9 @@ import WyrcanFleet
 
 /// Boot reports from Wyrcan stages (`wyr.report=`) and request metrics.
 final class FleetState: Sendable {
-    struct Report: Codable, Sendable {
-        var stage: String
-        var detail: String?
-        var image: String?
-        /// The machine's Secure Boot and lockdown state, as Wyrcan read it.
-        var security: String?
-        var received: String
+    /// A host's last report, and how many it has sent (stored).
+    struct Report: Sendable {
+        var last: StoredReport
         var count: Int
     }
 
@@ -46,10 +42,7 @@ final class FleetState: Sendable {
     /// Loads each host's last report from the store (at start).
     func restore(known: (MACAddress) -> Bool) throws(StateError) {
         guard let store else { return }
-        for (r, count) in try store.lastReports() {
-            remember(r.mac, known: known(r.mac), Report(stage: r.stage, detail: r.detail, image: r.image, security: r.security,
-                                                         received: StoredReport.iso8601(r.received), count: count))
-        }
+        for (r, count) in try store.lastReports() { remember(r.mac, known: known(r.mac), Report(last: r, count: count)) }
     }
     private let counters = Locked<[String: Int]>([:])
     /// Boot counters per MAC, how many of them are for MACs the inventory does not list, and
@@ -60,8 +53,8 @@ final class FleetState: Sendable {
     /// Stores a report (durably, with a store) and keeps it as the host's last.
     func record(mac: MACAddress, known: Bool, boot: String, stage: String, detail: String?, image: String?, security: String?) throws(StateError) {
         let received = StoredReport.now()
-        try store?.append(StoredReport(mac: mac, boot: boot, stage: stage, detail: detail, image: image, security: security, received: received, replica: replica),
-                          served: ReportTokens.servedTime(of: boot), images: given(mac) ?? [])
+        let report = StoredReport(mac: mac, boot: boot, stage: stage, detail: detail, image: image, security: security, received: received, replica: replica)
+        try store?.append(report, served: ReportTokens.servedTime(of: boot), images: given(mac) ?? [])
         if stage == "up", let served = ReportTokens.servedTime(of: boot), received >= served {
             let seconds = Double(received - served) / 1000
             durations.withLock { d in
@@ -69,16 +62,18 @@ final class FleetState: Sendable {
                 d.sum += seconds
             }
         }
-        let count = reports.withLock { ($0.last[mac]?.count ?? 0) + 1 }
-        remember(mac, known: known, Report(stage: stage, detail: detail, image: image, security: security, received: StoredReport.iso8601(received), count: count))
+        remember(mac, known: known, Report(last: report, count: 1), adding: true)
     }
 
     func countRejectedReport() { rejectedReports.withLock { $0 += 1 } }
 
-    /// Keeps `report` as `mac`'s last, forgetting the oldest unlisted MACs past the limit.
-    private func remember(_ mac: MACAddress, known: Bool, _ report: Report) {
+    /// Keeps `report` as `mac`'s last (`adding`: its count added to the host's, under the same
+    /// lock), forgetting the oldest unlisted MACs past the limit.
+    private func remember(_ mac: MACAddress, known: Bool, _ report: Report, adding: Bool = false) {
         reports.withLock { r in
             let isNew = r.last[mac] == nil
+            var report = report
+            if adding { report.count += r.last[mac]?.count ?? 0 }
             r.last[mac] = report
             // A MAC the inventory lists now (after a reload) is no longer one to forget.
             if known {

@@ -8,13 +8,13 @@ import WyrcanChain
 /// Answers are rendered (and cached) with markers in place of the id and token; `fill` puts in a
 /// fresh boot's.
 struct ReportTokens: Sendable {
-    /// The secret, prepared once (a token per answer must cost little); nil refuses every token.
-    private let key: HMACKey?
+    /// The secret, prepared once (a token per answer must cost little).
+    private let key: HMACKey
     /// Reports without a token are taken too (the spelling before tokens; boots are not told apart).
     let allowUnauthenticated: Bool
 
-    init(secret: [UInt8], allowUnauthenticated: Bool) {
-        key = try? HMACKey(secret)
+    init(secret: [UInt8], allowUnauthenticated: Bool) throws(CryptoError) {
+        key = try HMACKey(secret)
         self.allowUnauthenticated = allowUnauthenticated
     }
 
@@ -44,7 +44,7 @@ struct ReportTokens: Sendable {
     }
 
     func token(mac: MACAddress, boot: String) -> String {
-        let mac = (try? key?.sha256(Array("\(mac)|\(boot)".utf8))) ?? []
+        let mac = (try? key.sha256(Array("\(mac)|\(boot)".utf8))) ?? []
         return Array(mac.prefix(16)).hexString
     }
 

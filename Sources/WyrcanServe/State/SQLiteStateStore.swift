@@ -18,14 +18,17 @@ final class SQLiteStateStore: StateStore, @unchecked Sendable {
                             PRIMARY KEY (mac, boot));
         CREATE TABLE settings (key TEXT PRIMARY KEY, value BLOB NOT NULL);
         """,
+        "CREATE INDEX reports_by_boot ON reports (mac, boot, id);",
     ]
+    /// Reports kept per boot: a boot's stages are a handful; a replayed URL cannot grow one.
+    static let keptReportsPerBoot = 100
     /// Reports without a boot id (`--allow-unauthenticated-reports`) kept per host.
     static let keptReportsWithoutBoot = 200
 
     let path: String
     let keepBoots: Int
     private let writer: SQLiteDatabase
-    private let reader: SQLiteDatabase
+    private let reads: SQLiteStateReader
     private let queue = Locked<[PendingWrite]>([])
     private let wake = DispatchSemaphore(value: 0)
 
@@ -33,9 +36,11 @@ final class SQLiteStateStore: StateStore, @unchecked Sendable {
         self.path = path
         self.keepBoots = keepBoots
         writer = try SQLiteDatabase(path: path)
-        try writer.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON")
+        // (It holds the report tokens' secret: readable by the server's user only.)
+        chmod(path, 0o600)
+        try writer.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL")
         try Self.migrate(writer)
-        reader = try SQLiteDatabase(path: path, readOnly: true)
+        reads = try SQLiteStateReader(path: path)
         let thread = Thread { [self] in writeForever() }
         thread.name = "state-writer"
         thread.start()
@@ -92,6 +97,7 @@ final class SQLiteStateStore: StateStore, @unchecked Sendable {
     private func write(_ batch: [PendingWrite]) throws(StateError) {
         try writer.transaction { () throws(StateError) in
             var hosts = Set<MACAddress>()
+            var boots = Set<[String]>()
             for pending in batch {
                 let r = pending.report
                 try writer.query("INSERT INTO reports (mac, boot, stage, detail, image, security, received, replica) VALUES (?,?,?,?,?,?,?,?)",
@@ -103,6 +109,11 @@ final class SQLiteStateStore: StateStore, @unchecked Sendable {
                                       .text(pending.images.joined(separator: "\n"))])
                 }
                 hosts.insert(r.mac)
+                if !r.boot.isEmpty { boots.insert([r.mac.description, r.boot]) }
+            }
+            for boot in boots {
+                try writer.query("DELETE FROM reports WHERE mac = ?1 AND boot = ?2 AND id NOT IN (SELECT id FROM reports WHERE mac = ?1 AND boot = ?2 ORDER BY id DESC LIMIT ?3)",
+                                 [.text(boot[0]), .text(boot[1]), .integer(Int64(Self.keptReportsPerBoot))])
             }
             for mac in hosts { try prune(mac) }
         }
@@ -121,34 +132,9 @@ final class SQLiteStateStore: StateStore, @unchecked Sendable {
 
     // MARK: - Reads
 
-    func lastReports() throws(StateError) -> [(report: StoredReport, count: Int)] {
-        let rows = try reader.locked { () throws(StateError) in
-            try reader.query("""
-                SELECT r.mac, r.boot, r.stage, r.detail, r.image, r.security, r.received, r.replica, c.n
-                FROM reports r JOIN (SELECT mac, MAX(id) AS id, COUNT(*) AS n FROM reports GROUP BY mac) c ON r.id = c.id
-                """)
-        }
-        return rows.compactMap { row in Self.report(row).map { ($0, Int(row[8].integer ?? 1)) } }
-    }
+    func lastReports() throws(StateError) -> [(report: StoredReport, count: Int)] { try reads.lastReports() }
 
-    func boots(of mac: MACAddress, limit: Int) throws(StateError) -> [BootRecord] {
-        let host: SQLiteValue = .text(mac.description)
-        let (bootRows, reportRows) = try reader.locked { () throws(StateError) in
-            (try reader.query("SELECT boot, served, images FROM boots WHERE mac = ? ORDER BY started DESC LIMIT ?", [host, .integer(Int64(limit))]),
-             try reader.query("SELECT mac, boot, stage, detail, image, security, received, replica FROM reports WHERE mac = ? ORDER BY id", [host]))
-        }
-        let reports = Dictionary(grouping: reportRows.compactMap(Self.report), by: \.boot)
-        return bootRows.map { row in
-            let boot = row[0].text ?? ""
-            return BootRecord(boot: boot, served: row[1].integer, images: (row[2].text ?? "").split(separator: "\n").map(String.init), reports: reports[boot] ?? [])
-        }
-    }
-
-    static func report(_ row: [SQLiteValue]) -> StoredReport? {
-        guard let mac = row[0].text.flatMap(MACAddress.init), let boot = row[1].text, let stage = row[2].text else { return nil }
-        return StoredReport(mac: mac, boot: boot, stage: stage, detail: row[3].text, image: row[4].text, security: row[5].text,
-                            received: row[6].integer ?? 0, replica: row[7].text ?? "")
-    }
+    func boots(of mac: MACAddress, limit: Int) throws(StateError) -> [BootRecord] { try reads.boots(of: mac, limit: limit) }
 
     func reportSecret() throws(StateError) -> [UInt8] {
         try writer.locked { () throws(StateError) in
