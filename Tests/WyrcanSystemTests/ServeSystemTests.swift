@@ -153,28 +153,36 @@ import Testing
     /// `kill -9` while reports stream in: every report that got a 204 is in the store after a
     /// restart (the store may hold a few more: committed, but the answer never left).
     @Test func aKilledServerLosesNoAcknowledgedReport() throws {
-        let s = try Server(name: "crash")
-        let report = try Self.reportURL(port: s.port, mac: "52:54:00:12:34:56", host: "127.0.0.1:\(s.port)")
+        // (Every boot and report kept: a new boot every 50 reports, under the per-boot cap.)
+        let s = try Server(name: "crash", extra: ["--keep-boots", "100000"])
         let client = s.dir + "/post.py"
         try """
             import http.client, sys, threading, urllib.parse
-            url = urllib.parse.urlsplit(sys.argv[1])
+            port = int(sys.argv[1])
             acknowledged = [0] * 8
+            def new_boot():
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                c.request("GET", "/cmdline?mac=52:54:00:12:34:56")
+                text = c.getresponse().read().decode(); c.close()
+                return urllib.parse.urlsplit(next(t for t in text.split() if t.startswith("wyr.report="))[len("wyr.report="):])
             def post(i):
+                sent = 0
                 while True:
                     try:
-                        c = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
+                        if sent % 50 == 0: url = new_boot()
+                        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
                         c.request("POST", url.path + "?" + url.query, body=b'{"stage": "pulling", "detail": "load"}')
                         r = c.getresponse(); r.read(); c.close()
-                    except OSError:
+                    except (OSError, StopIteration):
                         return
+                    sent += 1
                     if r.status == 204: acknowledged[i] += 1
             threads = [threading.Thread(target=post, args=(i,)) for i in range(8)]
             for t in threads: t.start()
             for t in threads: t.join()
             print(sum(acknowledged))
             """.write(toFile: client, atomically: true, encoding: .utf8)
-        let posting = try Background("/usr/bin/python3", [client, report], log: s.dir + "/post.log")
+        let posting = try Background("/usr/bin/python3", [client, String(s.port)], log: s.dir + "/post.log")
         try Sys.waitFor("reports streaming in") { (try? Sys.sh("curl -s \(s.base)/metrics").stdout.contains("endpoint=\"v1/report\",status=\"204\"} 2")) == true }
         usleep(1_500_000)
         kill(s.process.process.processIdentifier, SIGKILL)

@@ -162,13 +162,15 @@ import Testing
             #expect(verified.status == 0, "the image's kernel is not signed by --sign-key: \(verified.stderr)\(built.stderr.suffix(1000))")
             try? FileManager.default.removeItem(atPath: converted)
         }
-        // A unit that writes into the volume (or reports what it found) and powers off.
+        // A unit that writes into the volume (or reports what it found) and powers off — after
+        // the up report (itself after multi-user.target: ordered only after wyrcan-up.service,
+        // the target's implicit ordering on the units it wants would make a cycle).
         let extra = rig.dir + "/debian-extra"
         try? FileManager.default.removeItem(atPath: extra)
         try FileManager.default.createDirectory(atPath: extra + "/etc/systemd/system/multi-user.target.wants", withIntermediateDirectories: true)
         try """
             [Unit]
-            After=wyrcan-volumes.service network-online.target wyrcan-up.service
+            After=wyrcan-volumes.service network-online.target multi-user.target wyrcan-up.service
             Wants=network-online.target
             [Service]
             Type=oneshot
